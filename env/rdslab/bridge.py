@@ -1,0 +1,418 @@
+"""The bridge room: carries ``aws_lambda.invoke`` from SQL to Lambda and back.
+
+Inside each server, the extension writes a request row into ``rdsadmin.lab.invocations``
+through a loopback dblink connection (committed at once) and NOTIFYs ``rdslab_invoke``. This
+agent, a thread of the lab process, LISTENs on every server, claims rows with
+``FOR UPDATE SKIP LOCKED`` (which also drains a backlog after a restart), checks access the way
+AWS would (``rdslab.access``: role, trust, policy, network path), calls the Lambda runtime
+in-process, writes the answer and NOTIFYs the waiting session's reply channel.
+
+Errors are written with RDS's words so the extension can raise them as they are:
+``invoke API failed`` (the API call failed: no access, no function, bad parameter) and
+``lambda invocation failed`` (the function ran and raised).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import select
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from . import config
+from .databases import DatabaseManager, DbServer
+
+log = logging.getLogger("rdslab.bridge")
+
+CLAIM_SQL = """
+UPDATE lab.invocations SET state = 'running'
+ WHERE id IN (SELECT id FROM lab.invocations WHERE state = 'pending'
+               ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 100)
+RETURNING id, function_name, payload, region, invocation_type, log_type, client_context,
+          qualifier, connect_timeout_ms, endpoint_override, backend_pid
+"""
+KEEP_ROWS = 5000  # the invocation log keeps this many finished rows per server
+
+
+class InvokeFailure(Exception):
+    """An error to raise in the caller's session: message + DETAIL, as RDS words them."""
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+def api_failed(reason: str) -> InvokeFailure:
+    return InvokeFailure("invoke API failed", f"AWS Lambda client returned '{reason}'.")
+
+
+@dataclass
+class Request:
+    id: int
+    function_name: str
+    payload: str | None
+    region: str | None
+    invocation_type: str
+    log_type: str
+    client_context: str | None
+    qualifier: str | None
+    connect_timeout_ms: int
+    endpoint_override: str | None
+    backend_pid: int
+
+
+def resolve_function(name: str, region: str | None, qualifier: str | None) -> tuple[str, str, str | None]:
+    """(function ARN without qualifier, region, qualifier) for a name/ARN/partial ARN."""
+    name_qualifier = None
+    arn_region = None
+    parts = name.split(":")
+    if name.startswith("arn:"):
+        # arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]
+        if len(parts) < 7 or parts[2] != "lambda" or parts[5] != "function":
+            raise api_failed(
+                f"1 validation error detected: Value '{name}' at 'functionName' failed to "
+                "satisfy constraint: Member must satisfy regular expression pattern: "
+                "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?"
+                "(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?"
+            )
+        arn_region, account, fn = parts[3], parts[4], parts[6]
+        name_qualifier = parts[7] if len(parts) > 7 else None
+    elif len(parts) >= 3 and parts[1] == "function":
+        account, fn = parts[0], parts[2]
+        name_qualifier = parts[3] if len(parts) > 3 else None
+    else:
+        account, fn = config.ACCOUNT_ID, parts[0]
+        name_qualifier = parts[1] if len(parts) > 1 else None
+    if arn_region and region and arn_region != region:
+        # RDS documents that a conflict raises an error but not its text: the lab's reading.
+        raise InvokeFailure(
+            "invoke API failed",
+            f"The region argument \"{region}\" conflicts with the region in the function ARN "
+            f"\"{name}\".",
+        )
+    if name_qualifier and qualifier and name_qualifier != qualifier:
+        raise api_failed(
+            "The derived qualifier from the function name does not match the specified qualifier."
+        )
+    use_region = arn_region or region or config.REGION
+    return (
+        f"arn:aws:lambda:{use_region}:{account}:function:{fn}",
+        use_region,
+        name_qualifier or qualifier,
+    )
+
+
+class _ServerLink:
+    """The agent's two connections to one server's rdsadmin database."""
+
+    def __init__(self, server: DbServer) -> None:
+        self.server = server
+        self.listen = server.admin_connect("rdsadmin")
+        self.listen.set_session(autocommit=True)
+        with self.listen.cursor() as cur:
+            cur.execute("SET application_name = 'rdslab-agent'")
+            cur.execute("LISTEN rdslab_invoke")
+        self.write = server.admin_connect("rdsadmin")
+        with self.write.cursor() as cur:
+            cur.execute("SET application_name = 'rdslab-agent'")
+        self.write_lock = threading.Lock()
+        self.completed = 0
+
+    def fileno(self) -> int:
+        return int(self.listen.fileno())
+
+    def close(self) -> None:
+        for conn in (self.listen, self.write):
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+class Bridge:
+    """The agent: one thread that listens on every server, a pool that runs the invokes."""
+
+    def __init__(self, lab: Any, databases: DatabaseManager) -> None:
+        self.lab = lab
+        self.databases = databases
+        self.links: dict[str, _ServerLink] = {}
+        self._lock = threading.RLock()
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="rdslab-invoke")
+        self._wake_r, self._wake_w = os.pipe()
+        self._stop = threading.Event()
+        self.enabled = True  # tests switch the agent off to see SQL fail fast
+        databases.listeners.append(self._on_server)
+        for server in list(databases.servers.values()):
+            if server.pid:
+                self._on_server("started", server)
+        self._thread = threading.Thread(target=self._loop, name="rdslab-bridge", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ server lifecycle
+    def _on_server(self, what: str, server: DbServer) -> None:
+        if what in {"started", "created"}:
+            with self._lock:
+                if server.identifier in self.links or not self.enabled:
+                    return
+                try:
+                    self.links[server.identifier] = _ServerLink(server)
+                except Exception:  # noqa: BLE001
+                    log.exception("bridge could not connect to %s", server.identifier)
+                    return
+            os.write(self._wake_w, b"x")
+        elif what in {"stopping", "deleted"}:
+            self._drop(server.identifier)
+
+    def _drop(self, identifier: str) -> None:
+        with self._lock:
+            link = self.links.pop(identifier, None)
+        if link is not None:
+            link.close()
+
+    def pause(self) -> None:
+        """Disconnect the agent (a lesson/test shows that SQL then fails fast)."""
+        self.enabled = False
+        for identifier in list(self.links):
+            self._drop(identifier)
+
+    def resume(self) -> None:
+        self.enabled = True
+        for server in list(self.databases.servers.values()):
+            if server.pid:
+                self._on_server("started", server)
+
+    # ------------------------------------------------------------------ the loop
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                links = list(self.links.values())
+            try:
+                ready, _, _ = select.select([self._wake_r, *links], [], [], 0.5)
+            except (OSError, ValueError):
+                ready = []
+                links = []
+            if self._wake_r in ready:
+                os.read(self._wake_r, 4096)
+            for link in links:
+                try:
+                    link.listen.poll()
+                    link.listen.notifies.clear()
+                    self._claim(link)
+                except Exception:  # noqa: BLE001 - the server went away; drop the link
+                    if not self._stop.is_set():
+                        self._drop(link.server.identifier)
+
+    def _claim(self, link: _ServerLink) -> None:
+        with link.write_lock, link.write.cursor() as cur:
+            cur.execute(CLAIM_SQL)
+            rows = cur.fetchall()
+        for row in rows:
+            self._pool.submit(self._handle, link, Request(*row))
+
+    # ------------------------------------------------------------------ one request
+    def _handle(self, link: _ServerLink, req: Request) -> None:
+        fast_ok = False
+        arn = None
+        try:
+            arn, region, qualifier = resolve_function(req.function_name, req.region, req.qualifier)
+            self._check_access(link.server, arn, req)
+            fast_ok = True
+            result = self._invoke(req, arn, region, qualifier)
+            if result.function_error:
+                raise InvokeFailure(
+                    "lambda invocation failed",
+                    f'"{arn}" returned error "{result.function_error}", details: '
+                    f'"{result.payload.decode("utf-8", "replace")}".',
+                )
+            payload = None
+            if req.invocation_type == "RequestResponse":
+                payload = result.payload.decode("utf-8") or "null"
+            self._reply(link, req, "done", arn, fast_ok, result.status_code, payload,
+                        result.executed_version, result.log_result, None, None)
+        except InvokeFailure as failure:
+            self._reply(link, req, "failed", arn, fast_ok, None, None, None, None,
+                        failure.message, failure.detail)
+        except Exception as exc:  # noqa: BLE001 - never leave a session waiting
+            log.exception("bridge failure")
+            self._reply(link, req, "failed", arn, False, None, None, None, None,
+                        "invoke API failed", f"AWS Lambda client returned '{exc}'.")
+
+    def _check_access(self, server: DbServer, arn: str, req: Request) -> None:
+        try:
+            from . import access
+        except ImportError:  # the access room is optional while the lab is being built
+            return
+        verdict = access.check_invoke(server.identifier, arn)
+        if verdict.ok:
+            return
+        if verdict.kind == "network":
+            # the SDK keeps trying to connect for aws_lambda.connect_timeout_ms
+            time.sleep(max(req.connect_timeout_ms, 0) / 1000.0)
+        detail = verdict.detail or "AWS Lambda client returned 'Unable to connect to endpoint'."
+        raise InvokeFailure("invoke API failed", detail)
+
+    def _invoke(self, req: Request, arn: str, region: str, qualifier: str | None) -> Any:
+        from .runtime import LambdaApiError
+
+        context = None
+        if req.client_context:
+            context = base64.b64encode(req.client_context.encode()).decode()
+        payload = (req.payload or "").encode()
+        try:
+            if req.endpoint_override:
+                return self._invoke_http(req, payload, context, region, qualifier)
+            return self.lab.runtime.invoke(
+                arn,
+                payload,
+                invocation_type=req.invocation_type,
+                log_type=req.log_type,
+                client_context=context,
+                qualifier=qualifier,
+                region=region,
+            )
+        except LambdaApiError as err:
+            raise api_failed(err.message) from err
+
+    def _invoke_http(self, req: Request, payload: bytes, context: str | None, region: str,
+                     qualifier: str | None) -> Any:
+        """``aws_lambda.endpoint_override`` set: call that endpoint over HTTP like RDS would."""
+        import boto3
+        from botocore.exceptions import ClientError, EndpointConnectionError
+
+        from .runtime import InvokeResult
+
+        client = boto3.client("lambda", region_name=region, endpoint_url=req.endpoint_override)
+        kwargs: dict[str, Any] = {
+            "FunctionName": req.function_name,
+            "Payload": payload,
+            "InvocationType": req.invocation_type,
+            "LogType": req.log_type,
+        }
+        if context:
+            kwargs["ClientContext"] = context
+        if qualifier and ":" not in req.function_name:
+            kwargs["Qualifier"] = qualifier
+        try:
+            resp = client.invoke(**kwargs)
+        except EndpointConnectionError as exc:
+            raise api_failed("Unable to connect to endpoint") from exc
+        except ClientError as exc:
+            raise api_failed(exc.response["Error"].get("Message", str(exc))) from exc
+        return InvokeResult(
+            status_code=resp["StatusCode"],
+            payload=resp["Payload"].read(),
+            function_error=resp.get("FunctionError"),
+            executed_version=resp.get("ExecutedVersion"),
+            log_result=resp.get("LogResult"),
+            request_id=resp["ResponseMetadata"]["RequestId"],
+        )
+
+    def _reply(self, link: _ServerLink, req: Request, state: str, arn: str | None, fast_ok: bool,
+               status: int | None, payload: str | None, version: str | None,
+               log_result: str | None, message: str | None, detail: str | None) -> None:
+        sql = (
+            "UPDATE lab.invocations SET state = %s, function_arn = %s, status_code = %s,"
+            " response = %s, executed_version = %s, log_result = %s, error_message = %s,"
+            " error_detail = %s, completed_at = clock_timestamp() WHERE id = %s;"
+            " SELECT pg_notify('rdslab_reply_' || %s, %s);"
+        )
+        params: list[Any] = [state, arn, status, payload, version, log_result, message, detail,
+                             req.id, req.backend_pid, str(req.id)]
+        if fast_ok:
+            sql += (
+                " INSERT INTO lab.access_ok (function_name, region, qualifier)"
+                " VALUES (%s, coalesce(%s, ''), coalesce(%s, '')) ON CONFLICT DO NOTHING;"
+            )
+            params += [req.function_name, req.region, req.qualifier]
+        try:
+            with link.write_lock, link.write.cursor() as cur:
+                cur.execute(sql, params)
+                link.completed += 1
+                if link.completed % 500 == 0:
+                    cur.execute(
+                        "DELETE FROM lab.invocations WHERE state NOT IN ('pending', 'running')"
+                        " AND id <= (SELECT max(id) FROM lab.invocations) - %s",
+                        (KEEP_ROWS,),
+                    )
+        except Exception:  # noqa: BLE001 - server gone: the waiting session is gone too
+            log.debug("could not write reply %s", req.id, exc_info=True)
+
+    # ------------------------------------------------------------------ for the lab
+    def invalidate_access(self) -> None:
+        """Forget cached access verdicts (IAM, network, RDS or Lambda state changed)."""
+        with self._lock:
+            links = list(self.links.values())
+        for link in links:
+            try:
+                with link.write_lock, link.write.cursor() as cur:
+                    cur.execute("DELETE FROM lab.access_ok")
+            except Exception:  # noqa: BLE001
+                pass
+
+    def log(self, db_instance_identifier: str, limit: int = 50) -> Any:
+        """The invocation log of one DB instance, newest last (a pandas DataFrame)."""
+        import pandas as pd
+
+        columns = ["id", "requested_at", "database_name", "user_name", "function_name",
+                   "invocation_type", "state", "status_code", "response", "error_message",
+                   "error_detail", "completed_at"]
+        link = self.links.get(db_instance_identifier)
+        if link is None:
+            return pd.DataFrame(columns=columns)
+        with link.write_lock, link.write.cursor() as cur:
+            cur.execute(
+                f"SELECT {', '.join(columns)} FROM lab.invocations ORDER BY id DESC LIMIT %s",
+                (limit,),
+            )
+            rows = cur.fetchall()
+        return pd.DataFrame(list(reversed(rows)), columns=columns)
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        os.write(self._wake_w, b"x")
+        self._thread.join(5)
+        self._pool.shutdown(wait=True, cancel_futures=False)
+        for identifier in list(self.links):
+            self._drop(identifier)
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+
+def _install_invalidation(bridge: Bridge) -> None:
+    """Empty the access cache after every call that changes IAM, EC2, RDS or Lambda state."""
+    from moto.core import responses as core_responses
+
+    base = core_responses.BaseResponse
+    if getattr(base.call_action, "_rdslab_bridge", False):
+        base.call_action._rdslab_bridge_target[0] = bridge  # type: ignore[attr-defined]
+        return
+    original = base.call_action
+    target: list[Bridge] = [bridge]
+    watched = {"iam", "ec2", "rds", "lambda", "sts"}
+
+    def call_action(self: Any) -> Any:
+        result = original(self)
+        action = self._get_action() if hasattr(self, "_get_action") else ""
+        service = getattr(self, "service_name", "") or ""
+        if service in watched and not action.startswith(("Describe", "Get", "List")):
+            target[0].invalidate_access()
+        return result
+
+    call_action._rdslab_bridge = True  # type: ignore[attr-defined]
+    call_action._rdslab_bridge_target = target  # type: ignore[attr-defined]
+    base.call_action = call_action  # type: ignore[method-assign]
+
+
+def install(lab: Any) -> Bridge:
+    databases = getattr(lab, "databases", None)
+    if databases is None:
+        raise RuntimeError("the bridge needs the databases room")
+    bridge = Bridge(lab, databases)
+    _install_invalidation(bridge)
+    return bridge

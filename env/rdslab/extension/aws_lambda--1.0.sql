@@ -1,0 +1,224 @@
+-- rds-lambda-lab emulation of RDS's aws_lambda extension.
+--
+-- Public objects are exactly RDS's: four aws_lambda.invoke overloads (TEXT or composite function
+-- name x JSON or JSONB). They are LANGUAGE sql like RDS's, so errors read
+-- 'SQL function "invoke" statement 1'. Only rds_superuser may call them until the master user
+-- runs RDS's two GRANT statements.
+--
+-- Implementation (lab only, not on RDS): schema rdslab_bridge, with no grants, holds the few
+-- dblink C functions the bridge needs (declared here so that no dblink extension appears in
+-- \dx) and the PL/pgSQL that writes each request into the rdsadmin database's outbox through
+-- a loopback connection (an autonomous commit: an Event invoke reaches Lambda even if the
+-- caller's transaction rolls back, as on RDS) and waits for the lab's agent to answer.
+\echo Use "CREATE EXTENSION aws_lambda CASCADE" to load this file. \quit
+
+CREATE SCHEMA rdslab_bridge;
+REVOKE ALL ON SCHEMA rdslab_bridge FROM PUBLIC;
+
+CREATE FUNCTION rdslab_bridge.dblink_connect(text, text) RETURNS text
+    AS '$libdir/dblink', 'dblink_connect' LANGUAGE C STRICT;
+CREATE FUNCTION rdslab_bridge.dblink_disconnect(text) RETURNS text
+    AS '$libdir/dblink', 'dblink_disconnect' LANGUAGE C STRICT;
+CREATE FUNCTION rdslab_bridge.dblink(text, text) RETURNS SETOF record
+    AS '$libdir/dblink', 'dblink_record' LANGUAGE C STRICT;
+CREATE FUNCTION rdslab_bridge.dblink_exec(text, text) RETURNS text
+    AS '$libdir/dblink', 'dblink_exec' LANGUAGE C STRICT;
+CREATE FUNCTION rdslab_bridge.dblink_get_notify(conname text, OUT notify_name text,
+    OUT be_pid int4, OUT extra text) RETURNS SETOF record
+    AS '$libdir/dblink', 'dblink_get_notify' LANGUAGE C STRICT;
+CREATE FUNCTION rdslab_bridge.dblink_get_connections() RETURNS text[]
+    AS '$libdir/dblink', 'dblink_get_connections' LANGUAGE C;
+
+-- The loopback connection to this server's rdsadmin database (password from the server's
+-- PGPASSFILE, which only the server process can read), opened once per session.
+CREATE FUNCTION rdslab_bridge.connect(reconnect boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF reconnect THEN
+        BEGIN
+            PERFORM rdslab_bridge.dblink_disconnect('rdslab_bridge');
+        EXCEPTION WHEN OTHERS THEN NULL;
+        END;
+    ELSIF 'rdslab_bridge' = ANY (coalesce(rdslab_bridge.dblink_get_connections(), '{}')) THEN
+        RETURN;
+    END IF;
+    PERFORM rdslab_bridge.dblink_connect('rdslab_bridge', format(
+        'host=127.0.0.1 port=%s dbname=rdsadmin user=rdsadmin application_name=rdslab-bridge connect_timeout=2',
+        current_setting('port')));
+    PERFORM rdslab_bridge.dblink_exec('rdslab_bridge', 'LISTEN rdslab_reply_' || pg_backend_pid());
+END $$;
+
+CREATE FUNCTION rdslab_bridge.call(
+    fn text, body text, region text, invocation_type text, log_type text, context text,
+    qualifier text,
+    OUT status_code int, OUT response text, OUT executed_version text, OUT log_result text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    request_sql text;
+    req_id bigint;
+    agent_up boolean;
+    fast_ok boolean;
+    request_ms int := coalesce(nullif(current_setting('aws_lambda.request_timeout_ms', true), '')::int, 3000);
+    connect_ms int := coalesce(nullif(current_setting('aws_lambda.connect_timeout_ms', true), '')::int, 1000);
+    deadline timestamptz;
+    nap float8 := 0.0001;
+    r record;
+BEGIN
+    IF invocation_type IS NULL OR invocation_type NOT IN ('RequestResponse', 'Event', 'DryRun') THEN
+        RAISE EXCEPTION 'invoke API failed' USING DETAIL = format(
+            'AWS Lambda client returned ''1 validation error detected: Value ''%s'' at ''invocationType'' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]''.',
+            invocation_type);
+    END IF;
+    IF log_type IS NULL OR log_type NOT IN ('None', 'Tail') THEN
+        RAISE EXCEPTION 'invoke API failed' USING DETAIL = format(
+            'AWS Lambda client returned ''1 validation error detected: Value ''%s'' at ''logType'' failed to satisfy constraint: Member must satisfy enum value set: [None, Tail]''.',
+            log_type);
+    END IF;
+    request_sql := format($q$
+        WITH agent AS (
+            SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                           WHERE application_name = 'rdslab-agent' AND datname = 'rdsadmin') AS up),
+        fast AS (
+            SELECT EXISTS (SELECT 1 FROM lab.access_ok
+                           WHERE function_name = %1$L AND region = coalesce(%3$L, '')
+                             AND qualifier = coalesce(%7$L, '')) AS ok),
+        ins AS (
+            INSERT INTO lab.invocations (database_name, user_name, backend_pid, function_name,
+                payload, region, invocation_type, log_type, client_context, qualifier,
+                connect_timeout_ms, endpoint_override)
+            SELECT %8$L, %9$L, %10$s, %1$L, %2$L, %3$L, %4$L, %5$L, %6$L, %7$L, %11$s, %12$L
+            WHERE (SELECT up FROM agent)
+            RETURNING id)
+        SELECT (SELECT id FROM ins), (SELECT up FROM agent), (SELECT ok FROM fast)$q$,
+        fn, body, region, invocation_type, log_type, context, qualifier,
+        current_database(), session_user, pg_backend_pid(), connect_ms,
+        current_setting('aws_lambda.endpoint_override', true));
+
+    PERFORM rdslab_bridge.connect();
+    BEGIN
+        SELECT t.id, t.up, t.ok INTO req_id, agent_up, fast_ok
+          FROM rdslab_bridge.dblink('rdslab_bridge', request_sql) AS t(id bigint, up boolean, ok boolean);
+    EXCEPTION WHEN OTHERS THEN
+        -- the loopback connection died (server restart, terminated backend): open it again once
+        PERFORM rdslab_bridge.connect(true);
+        SELECT t.id, t.up, t.ok INTO req_id, agent_up, fast_ok
+          FROM rdslab_bridge.dblink('rdslab_bridge', request_sql) AS t(id bigint, up boolean, ok boolean);
+    END;
+
+    IF NOT agent_up THEN
+        -- nobody serves the Lambda endpoint: fail at once rather than wait for a timeout
+        RAISE EXCEPTION 'invoke API failed'
+            USING DETAIL = 'AWS Lambda client returned ''Unable to connect to endpoint''.';
+    END IF;
+    IF invocation_type = 'Event' AND fast_ok THEN
+        -- access already verified for this function: Lambda queues the event, answers 202
+        status_code := 202;
+        RETURN;
+    END IF;
+
+    deadline := clock_timestamp() + make_interval(secs => (request_ms + connect_ms) / 1000.0);
+    LOOP
+        EXIT WHEN EXISTS (SELECT 1 FROM rdslab_bridge.dblink_get_notify('rdslab_bridge') n
+                          WHERE n.extra = req_id::text);
+        IF clock_timestamp() >= deadline THEN
+            -- The AWS C++ SDK's curl transport reports a request timeout this way (the lab's
+            -- reading: RDS documents no text for it). Lambda may still be running the function.
+            RAISE EXCEPTION 'invoke API failed'
+                USING DETAIL = 'AWS Lambda client returned ''curlCode: 28, Timeout was reached''.';
+        END IF;
+        PERFORM pg_sleep(nap);
+        nap := least(nap * 2, 0.005);
+    END LOOP;
+
+    SELECT * INTO r FROM rdslab_bridge.dblink('rdslab_bridge',
+        'SELECT status_code, response, executed_version, log_result, error_message, error_detail'
+        ' FROM lab.invocations WHERE id = ' || req_id)
+        AS t(status_code int, response text, executed_version text, log_result text,
+             error_message text, error_detail text);
+    IF r.error_message IS NOT NULL THEN
+        RAISE EXCEPTION USING MESSAGE = r.error_message, DETAIL = r.error_detail;
+    END IF;
+    status_code := r.status_code;
+    response := r.response;
+    executed_version := r.executed_version;
+    log_result := r.log_result;
+END $$;
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA rdslab_bridge FROM PUBLIC;
+
+-- ---------------------------------------------------------------- RDS's public interface
+CREATE FUNCTION aws_lambda.invoke(
+    IN function_name TEXT,
+    IN payload JSON,
+    IN region TEXT DEFAULT NULL,
+    IN invocation_type TEXT DEFAULT 'RequestResponse',
+    IN log_type TEXT DEFAULT 'None',
+    IN context JSON DEFAULT NULL,
+    IN qualifier VARCHAR(128) DEFAULT NULL,
+    OUT status_code INT,
+    OUT payload JSON,
+    OUT executed_version TEXT,
+    OUT log_result TEXT)
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c.status_code, c.response::json, c.executed_version, c.log_result
+      FROM rdslab_bridge.call($1, $2::text, $3, $4, $5, $6::text, $7::text) c
+$$;
+
+CREATE FUNCTION aws_lambda.invoke(
+    IN function_name TEXT,
+    IN payload JSONB,
+    IN region TEXT DEFAULT NULL,
+    IN invocation_type TEXT DEFAULT 'RequestResponse',
+    IN log_type TEXT DEFAULT 'None',
+    IN context JSONB DEFAULT NULL,
+    IN qualifier VARCHAR(128) DEFAULT NULL,
+    OUT status_code INT,
+    OUT payload JSONB,
+    OUT executed_version TEXT,
+    OUT log_result TEXT)
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c.status_code, c.response::jsonb, c.executed_version, c.log_result
+      FROM rdslab_bridge.call($1, $2::text, $3, $4, $5, $6::text, $7::text) c
+$$;
+
+CREATE FUNCTION aws_lambda.invoke(
+    IN function_name aws_commons._lambda_function_arn_1,
+    IN payload JSON,
+    IN invocation_type TEXT DEFAULT 'RequestResponse',
+    IN log_type TEXT DEFAULT 'None',
+    IN context JSON DEFAULT NULL,
+    IN qualifier VARCHAR(128) DEFAULT NULL,
+    OUT status_code INT,
+    OUT payload JSON,
+    OUT executed_version TEXT,
+    OUT log_result TEXT)
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c.status_code, c.response::json, c.executed_version, c.log_result
+      FROM rdslab_bridge.call(($1).function_name, $2::text, ($1).region, $3, $4, $5::text,
+                              $6::text) c
+$$;
+
+CREATE FUNCTION aws_lambda.invoke(
+    IN function_name aws_commons._lambda_function_arn_1,
+    IN payload JSONB,
+    IN invocation_type TEXT DEFAULT 'RequestResponse',
+    IN log_type TEXT DEFAULT 'None',
+    IN context JSONB DEFAULT NULL,
+    IN qualifier VARCHAR(128) DEFAULT NULL,
+    OUT status_code INT,
+    OUT payload JSONB,
+    OUT executed_version TEXT,
+    OUT log_result TEXT)
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c.status_code, c.response::jsonb, c.executed_version, c.log_result
+      FROM rdslab_bridge.call(($1).function_name, $2::text, ($1).region, $3, $4, $5::text,
+                              $6::text) c
+$$;
+
+-- As on RDS: only rds_superuser may invoke until the master user grants it to others with
+--   GRANT USAGE ON SCHEMA aws_lambda TO <user>;
+--   GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_lambda TO <user>;
+REVOKE ALL ON SCHEMA aws_lambda FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA aws_lambda FROM PUBLIC;
+GRANT USAGE ON SCHEMA aws_lambda TO rds_superuser WITH GRANT OPTION;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA aws_lambda TO rds_superuser WITH GRANT OPTION;
