@@ -43,9 +43,9 @@ def on_reset(hook: Callable[[], None]) -> None:
 
 
 def _install_reset_hook() -> None:
+    import moto.moto_api._internal.models as api_models
     from moto.core.models import default_user_config  # noqa: F401  (imports moto core)
     from moto.moto_api._internal.state_manager import StateManager  # noqa: F401
-    import moto.moto_api._internal.models as api_models
 
     api_cls = type(api_models.moto_api_backend)
     if getattr(api_cls.reset, "_rdslab", False):

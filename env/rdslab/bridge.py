@@ -67,7 +67,9 @@ class Request:
     backend_pid: int
 
 
-def resolve_function(name: str, region: str | None, qualifier: str | None) -> tuple[str, str, str | None]:
+def resolve_function(
+    name: str, region: str | None, qualifier: str | None
+) -> tuple[str, str, str | None]:
     """(function ARN without qualifier, region, qualifier) for a name/ARN/partial ARN."""
     name_qualifier = None
     arn_region = None
@@ -93,8 +95,8 @@ def resolve_function(name: str, region: str | None, qualifier: str | None) -> tu
         # RDS documents that a conflict raises an error but not its text: the lab's reading.
         raise InvokeFailure(
             "invoke API failed",
-            f"The region argument \"{region}\" conflicts with the region in the function ARN "
-            f"\"{name}\".",
+            f'The region argument "{region}" conflicts with the region in the function ARN '
+            f'"{name}".',
         )
     if name_qualifier and qualifier and name_qualifier != qualifier:
         raise api_failed(
@@ -233,15 +235,48 @@ class Bridge:
             payload = None
             if req.invocation_type == "RequestResponse":
                 payload = result.payload.decode("utf-8") or "null"
-            self._reply(link, req, "done", arn, fast_ok, result.status_code, payload,
-                        result.executed_version, result.log_result, None, None)
+            self._reply(
+                link,
+                req,
+                "done",
+                arn,
+                fast_ok,
+                result.status_code,
+                payload,
+                result.executed_version,
+                result.log_result,
+                None,
+                None,
+            )
         except InvokeFailure as failure:
-            self._reply(link, req, "failed", arn, fast_ok, None, None, None, None,
-                        failure.message, failure.detail)
+            self._reply(
+                link,
+                req,
+                "failed",
+                arn,
+                fast_ok,
+                None,
+                None,
+                None,
+                None,
+                failure.message,
+                failure.detail,
+            )
         except Exception as exc:  # noqa: BLE001 - never leave a session waiting
             log.exception("bridge failure")
-            self._reply(link, req, "failed", arn, False, None, None, None, None,
-                        "invoke API failed", f"AWS Lambda client returned '{exc}'.")
+            self._reply(
+                link,
+                req,
+                "failed",
+                arn,
+                False,
+                None,
+                None,
+                None,
+                None,
+                "invoke API failed",
+                f"AWS Lambda client returned '{exc}'.",
+            )
 
     def _check_access(self, server: DbServer, arn: str, req: Request) -> None:
         try:
@@ -279,8 +314,9 @@ class Bridge:
         except LambdaApiError as err:
             raise api_failed(err.message) from err
 
-    def _invoke_http(self, req: Request, payload: bytes, context: str | None, region: str,
-                     qualifier: str | None) -> Any:
+    def _invoke_http(
+        self, req: Request, payload: bytes, context: str | None, region: str, qualifier: str | None
+    ) -> Any:
         """``aws_lambda.endpoint_override`` set: call that endpoint over HTTP like RDS would."""
         import boto3
         from botocore.exceptions import ClientError, EndpointConnectionError
@@ -313,17 +349,39 @@ class Bridge:
             request_id=resp["ResponseMetadata"]["RequestId"],
         )
 
-    def _reply(self, link: _ServerLink, req: Request, state: str, arn: str | None, fast_ok: bool,
-               status: int | None, payload: str | None, version: str | None,
-               log_result: str | None, message: str | None, detail: str | None) -> None:
+    def _reply(
+        self,
+        link: _ServerLink,
+        req: Request,
+        state: str,
+        arn: str | None,
+        fast_ok: bool,
+        status: int | None,
+        payload: str | None,
+        version: str | None,
+        log_result: str | None,
+        message: str | None,
+        detail: str | None,
+    ) -> None:
         sql = (
             "UPDATE lab.invocations SET state = %s, function_arn = %s, status_code = %s,"
             " response = %s, executed_version = %s, log_result = %s, error_message = %s,"
             " error_detail = %s, completed_at = clock_timestamp() WHERE id = %s;"
             " SELECT pg_notify('rdslab_reply_' || %s, %s);"
         )
-        params: list[Any] = [state, arn, status, payload, version, log_result, message, detail,
-                             req.id, req.backend_pid, str(req.id)]
+        params: list[Any] = [
+            state,
+            arn,
+            status,
+            payload,
+            version,
+            log_result,
+            message,
+            detail,
+            req.id,
+            req.backend_pid,
+            str(req.id),
+        ]
         if fast_ok:
             sql += (
                 " INSERT INTO lab.access_ok (function_name, region, qualifier)"
@@ -359,9 +417,20 @@ class Bridge:
         """The invocation log of one DB instance, newest last (a pandas DataFrame)."""
         import pandas as pd
 
-        columns = ["id", "requested_at", "database_name", "user_name", "function_name",
-                   "invocation_type", "state", "status_code", "response", "error_message",
-                   "error_detail", "completed_at"]
+        columns = [
+            "id",
+            "requested_at",
+            "database_name",
+            "user_name",
+            "function_name",
+            "invocation_type",
+            "state",
+            "status_code",
+            "response",
+            "error_message",
+            "error_detail",
+            "completed_at",
+        ]
         link = self.links.get(db_instance_identifier)
         if link is None:
             return pd.DataFrame(columns=columns)

@@ -17,10 +17,12 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +32,12 @@ import psutil
 from . import config, pgbin
 from .aws import free_port
 
-EXTENSION_FILES = ("aws_commons.control", "aws_commons--1.2.sql", "aws_lambda.control",
-                   "aws_lambda--1.0.sql")
+EXTENSION_FILES = (
+    "aws_commons.control",
+    "aws_commons--1.2.sql",
+    "aws_lambda.control",
+    "aws_lambda--1.0.sql",
+)
 _EXT_DIR = Path(__file__).parent / "extension"
 # GUCs of the aws_lambda extension, with RDS's defaults (see aws-fidelity §1.6)
 EXTENSION_SETTINGS = {
@@ -183,16 +189,59 @@ class DatabaseManager:
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
         reap_leftovers(self.root)
-        self.directory = self.root / self.lab_id
-        self.directory.mkdir(mode=0o755)
-        (self.directory / "owner.json").write_text(
+        # the owner file exists before the directory gets its final name, so another lab's
+        # reaper never sees this directory without an owner
+        staging = self.root / f".{self.lab_id}"
+        staging.mkdir(mode=0o755)
+        (staging / "owner.json").write_text(
             json.dumps({"pid": os.getpid(), "started": time.time()})
         )
+        self.directory = self.root / self.lab_id
+        staging.rename(self.directory)
         self.servers: dict[str, DbServer] = {}
         self.listeners: list[Callable[[str, DbServer], None]] = []
         self._lock = threading.RLock()
+        self._closing = False
+        self._spare: Future[Path] | None = None
+        self._spare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rdslab-spare")
+        self._prepare_spare()
 
     # ------------------------------------------------------------------ creation
+    def _clone(self) -> Path:
+        """A fresh copy of the template in this lab's directory (owned by the server user)."""
+        directory = Path(tempfile.mkdtemp(prefix=".spare-", dir=self.directory))
+        directory.chmod(0o700)
+        copied = subprocess.run(
+            ["cp", "-a", str(self.template / "data"), str(directory / "data")],
+            capture_output=True,
+            text=True,
+        )
+        if copied.returncode != 0:
+            raise pgbin.PgBinariesError(f"could not copy the template: {copied.stderr.strip()}")
+        (directory / "pgpass").write_text(
+            f"127.0.0.1:*:{pgbin.ADMIN_DB}:{pgbin.ADMIN_USER}:{self.admin_password}\n"
+        )
+        (directory / "pgpass").chmod(0o600)
+        pgbin.chown_tree(directory)
+        return directory
+
+    def _prepare_spare(self) -> None:
+        """Copy the template for the next instance in the background (a copy takes longer
+        than starting a server), so create_db_instance only has to start it."""
+        with self._lock:
+            if self._spare is None and not self._closing:
+                self._spare = self._spare_pool.submit(self._clone)
+
+    def _take_spare(self) -> Path:
+        with self._lock:
+            spare, self._spare = self._spare, None
+        try:
+            directory = spare.result() if spare is not None else self._clone()
+        except Exception:  # noqa: BLE001 - a failed background copy: copy again now
+            directory = self._clone()
+        self._prepare_spare()
+        return directory
+
     def create(
         self,
         identifier: str,
@@ -201,20 +250,12 @@ class DatabaseManager:
         master_password: str,
         db_name: str | None,
     ) -> DbServer:
-        """Clone the template, start it, create the master user and the initial database."""
+        """Start a copy of the template, create the master user and the initial database."""
         with self._lock:
             directory = self.directory / identifier
             if directory.exists():
                 shutil.rmtree(directory)
-            directory.mkdir(mode=0o700)
-            subprocess.run(
-                ["cp", "-a", str(self.template / "data"), str(directory / "data")], check=True
-            )
-            (directory / "pgpass").write_text(
-                f"127.0.0.1:*:{pgbin.ADMIN_DB}:{pgbin.ADMIN_USER}:{self.admin_password}\n"
-            )
-            (directory / "pgpass").chmod(0o600)
-            pgbin.chown_tree(directory)
+            self._take_spare().rename(directory)
             server = DbServer(
                 identifier=identifier,
                 engine=engine,
@@ -235,7 +276,9 @@ class DatabaseManager:
             self._relay("created", server)
             return server
 
-    def _create_master(self, server: DbServer, user: str, password: str, db_name: str | None) -> None:
+    def _create_master(
+        self, server: DbServer, user: str, password: str, db_name: str | None
+    ) -> None:
         conn = server.admin_connect()
         try:
             with conn.cursor() as cur:
@@ -246,7 +289,9 @@ class DatabaseManager:
                 cur.execute(f"GRANT rds_superuser TO {u} WITH ADMIN OPTION")
                 cur.execute(f"ALTER DATABASE postgres OWNER TO {u}")
                 if db_name and db_name != "postgres":
-                    cur.execute(f"CREATE DATABASE {_quote_ident(db_name)} OWNER {u}")
+                    # FILE_COPY: much faster than WAL_LOG for a small database (PG >= 15)
+                    strategy = " STRATEGY = FILE_COPY" if self.binaries.major >= 15 else ""
+                    cur.execute(f"CREATE DATABASE {_quote_ident(db_name)} OWNER {u}{strategy}")
         finally:
             conn.close()
 
@@ -304,6 +349,9 @@ class DatabaseManager:
             server.destroy()
 
     def shutdown(self) -> None:
+        with self._lock:
+            self._closing = True
+        self._spare_pool.shutdown(wait=True, cancel_futures=True)
         self.reset()
         shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -323,6 +371,8 @@ def find_leftovers(root: Path | None = None) -> list[dict[str, Any]]:
     if not root.exists():
         return found
     for lab_dir in root.iterdir():
+        if lab_dir.name.startswith("."):
+            continue  # a lab being set up
         owner = lab_dir / "owner.json"
         try:
             pid = json.loads(owner.read_text())["pid"]
@@ -333,6 +383,8 @@ def find_leftovers(root: Path | None = None) -> list[dict[str, Any]]:
         if pid == os.getpid():
             continue
         for datadir in lab_dir.glob("*/data"):
+            if datadir.parent.name.startswith("."):
+                continue  # a spare copy of the template, never started
             server_pid = _postmaster_pid(datadir)
             alive = False
             if server_pid and psutil.pid_exists(server_pid):

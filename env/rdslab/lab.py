@@ -68,7 +68,9 @@ class Lab:
         return access.explain_path(db_identifier, function_name)
 
     def __repr__(self) -> str:
-        return f"<rdslab.Lab endpoint={self.endpoint} account={self.account_id} region={self.region}>"
+        return (
+            f"<rdslab.Lab endpoint={self.endpoint} account={self.account_id} region={self.region}>"
+        )
 
     # ------------------------------------------------------------------ lifecycle
     def stop(self) -> None:

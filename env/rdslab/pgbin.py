@@ -20,6 +20,7 @@ import pwd
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -195,6 +196,14 @@ SERVER_SETTINGS: dict[str, str] = {
     "dynamic_shared_memory_type": "posix",
 }
 
+INITDB_OPTIONS = (
+    "--auth=scram-sha-256",
+    "--encoding=UTF8",
+    "--locale=C",
+    "--no-sync",
+    "--wal-segsize=1",  # 1 MB WAL segments: a smaller template to copy per instance
+)
+
 HBA = """# rds-lambda-lab: password authentication over TCP on 127.0.0.1 only, as on RDS
 host    all             all             127.0.0.1/32            scram-sha-256
 host    all             all             ::1/128                 scram-sha-256
@@ -202,7 +211,9 @@ host    all             all             ::1/128                 scram-sha-256
 
 
 def template_version(setup_sql: str) -> str:
-    digest = hashlib.sha256((setup_sql + repr(SERVER_SETTINGS) + HBA).encode()).hexdigest()
+    digest = hashlib.sha256(
+        (setup_sql + repr(SERVER_SETTINGS) + HBA + repr(INITDB_OPTIONS)).encode()
+    ).hexdigest()
     return digest[:12]
 
 
@@ -233,7 +244,7 @@ def build_template(binaries: Binaries, setup_sql: str) -> tuple[Path, str]:
     secret_file = root / f"{name}.secret"
     with open(root / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (target / "PG_VERSION").exists() and secret_file.exists():
+        if (target / "data" / "PG_VERSION").exists() and secret_file.exists():
             return target, secret_file.read_text().strip()
         shutil.rmtree(target, ignore_errors=True)
         work = root / f"{name}.building"
@@ -255,10 +266,7 @@ def build_template(binaries: Binaries, setup_sql: str) -> tuple[Path, str]:
                     "-U",
                     ADMIN_USER,
                     f"--pwfile={pwfile}",
-                    "--auth=scram-sha-256",
-                    "--encoding=UTF8",
-                    "--locale=C",
-                    "--no-sync",
+                    *INITDB_OPTIONS,
                 ],
                 check=True,
                 capture_output=True,
@@ -318,7 +326,7 @@ def _run_setup(binaries: Binaries, data: Path, password: str, setup_sql: str) ->
                 cur.execute(statement)
         conn.close()
     finally:
-        proc.terminate()
+        proc.send_signal(signal.SIGINT)  # fast shutdown: do not wait for clients
         proc.wait(30)
         log.close()
 

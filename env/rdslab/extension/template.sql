@@ -5,9 +5,16 @@
 -- rds_superuser; it is not a PostgreSQL superuser.
 CREATE ROLE rds_superuser NOLOGIN CREATEDB CREATEROLE
 ;;
-GRANT pg_monitor, pg_signal_backend, pg_read_all_settings, pg_read_all_stats,
-      pg_stat_scan_tables, pg_checkpoint, pg_create_subscription
-  TO rds_superuser WITH ADMIN OPTION
+DO $$
+DECLARE r text;
+BEGIN
+    -- the predefined roles RDS gives rds_superuser (those this PostgreSQL version has)
+    FOR r IN SELECT rolname FROM pg_roles WHERE rolname IN ('pg_monitor', 'pg_signal_backend',
+        'pg_read_all_settings', 'pg_read_all_stats', 'pg_stat_scan_tables', 'pg_checkpoint',
+        'pg_create_subscription', 'pg_use_reserved_connections') LOOP
+        EXECUTE format('GRANT %I TO rds_superuser WITH ADMIN OPTION', r);
+    END LOOP;
+END $$
 ;;
 CREATE ROLE rds_replication NOLOGIN
 ;;

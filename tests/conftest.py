@@ -1,0 +1,22 @@
+"""Shared fixtures: one lab per test process (the lab is a per-process singleton)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def lab():  # type: ignore[no-untyped-def]
+    import rdslab
+
+    lab = rdslab.start()
+    yield lab
+    lab.stop()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for resource names."""
+    return uuid.uuid4().hex[:8]
