@@ -24,7 +24,7 @@ PY = BIN / "python"
 
 
 def setup() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script runs before the venv exists
         sys.exit(f"Python >= 3.11 is needed (this is {sys.version.split()[0]}).")
     if not PY.exists():
         print(f"Creating {VENV} ...", flush=True)

@@ -36,7 +36,8 @@ UPDATE lab.invocations SET state = 'running'
 RETURNING id, function_name, payload, region, invocation_type, log_type, client_context,
           qualifier, connect_timeout_ms, endpoint_override, backend_pid
 """
-KEEP_ROWS = 5000  # the invocation log keeps this many finished rows per server
+KEEP_ROWS = 5000  # the invocation log keeps about this many finished rows per server
+PRUNE_EVERY = 500  # ... pruned after this many completions
 
 
 class InvokeFailure(Exception):
@@ -149,6 +150,8 @@ class Bridge:
         self._wake_r, self._wake_w = os.pipe()
         self._stop = threading.Event()
         self.enabled = True  # tests switch the agent off to see SQL fail fast
+        self.keep_rows = KEEP_ROWS
+        self.prune_every = PRUNE_EVERY
         databases.listeners.append(self._on_server)
         for server in list(databases.servers.values()):
             if server.pid:
@@ -392,11 +395,11 @@ class Bridge:
             with link.write_lock, link.write.cursor() as cur:
                 cur.execute(sql, params)
                 link.completed += 1
-                if link.completed % 500 == 0:
+                if link.completed % self.prune_every == 0:
                     cur.execute(
                         "DELETE FROM lab.invocations WHERE state NOT IN ('pending', 'running')"
                         " AND id <= (SELECT max(id) FROM lab.invocations) - %s",
-                        (KEEP_ROWS,),
+                        (self.keep_rows,),
                     )
         except Exception:  # noqa: BLE001 - server gone: the waiting session is gone too
             log.debug("could not write reply %s", req.id, exc_info=True)

@@ -110,8 +110,9 @@ BEGIN
         RAISE EXCEPTION 'invoke API failed'
             USING DETAIL = 'AWS Lambda client returned ''Unable to connect to endpoint''.';
     END IF;
-    IF invocation_type = 'Event' AND fast_ok THEN
-        -- access already verified for this function: Lambda queues the event, answers 202
+    IF invocation_type = 'Event' AND fast_ok AND octet_length(body) <= 1048576 THEN
+        -- access already verified for this function and the payload is within Lambda's async
+        -- limit (1 MB): Lambda queues the event and answers 202
         status_code := 202;
         RETURN;
     END IF;
