@@ -523,6 +523,8 @@ def test_agent_stopped_fails_fast(env) -> None:  # type: ignore[no-untyped-def]
 
 def test_invocation_log_is_queryable_and_bounded(env) -> None:  # type: ignore[no-untyped-def]
     bridge = env["lab"].bridge
+    for _ in range(6):
+        one(env["admin"], """SELECT status_code FROM aws_lambda.invoke('echo', '{}'::json)""")
     log = bridge.log("bridge-db", limit=5)
     assert list(log.columns[:5]) == [
         "id",

@@ -34,8 +34,9 @@ UPDATE lab.invocations SET state = 'running'
  WHERE id IN (SELECT id FROM lab.invocations WHERE state = 'pending'
                ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 100)
 RETURNING id, function_name, payload, region, invocation_type, log_type, client_context,
-          qualifier, connect_timeout_ms, endpoint_override, backend_pid
+          qualifier, connect_timeout_ms, endpoint_override, backend_pid, waiting
 """
+POLL_SECONDS = 0.02  # Event requests that nobody waits for are picked up on this poll
 KEEP_ROWS = 5000  # the invocation log keeps about this many finished rows per server
 PRUNE_EVERY = 500  # ... pruned after this many completions
 
@@ -66,6 +67,7 @@ class Request:
     connect_timeout_ms: int
     endpoint_override: str | None
     backend_pid: int
+    waiting: bool
 
 
 def resolve_function(
@@ -126,6 +128,7 @@ class _ServerLink:
             cur.execute("SET application_name = 'rdslab-agent'")
         self.write_lock = threading.Lock()
         self.completed = 0
+        self.known_ok: set[tuple[str, str, str]] = set()  # rows this link put in lab.access_ok
 
     def fileno(self) -> int:
         return int(self.listen.fileno())
@@ -198,7 +201,7 @@ class Bridge:
             with self._lock:
                 links = list(self.links.values())
             try:
-                ready, _, _ = select.select([self._wake_r, *links], [], [], 0.5)
+                ready, _, _ = select.select([self._wake_r, *links], [], [], POLL_SECONDS)
             except (OSError, ValueError):
                 ready = []
                 links = []
@@ -413,6 +416,7 @@ class Bridge:
             try:
                 with link.write_lock, link.write.cursor() as cur:
                     cur.execute("DELETE FROM lab.access_ok")
+                    link.known_ok.clear()
             except Exception:  # noqa: BLE001
                 pass
 

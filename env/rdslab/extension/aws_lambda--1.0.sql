@@ -46,6 +46,33 @@ BEGIN
         'host=127.0.0.1 port=%s dbname=rdsadmin user=rdsadmin application_name=rdslab-bridge connect_timeout=2',
         current_setting('port')));
     PERFORM rdslab_bridge.dblink_exec('rdslab_bridge', 'LISTEN rdslab_reply_' || pg_backend_pid());
+    -- prepared once per session: the request is one EXECUTE, parsed and planned once
+    PERFORM rdslab_bridge.dblink_exec('rdslab_bridge', $p$
+        PREPARE rdslab_request(text, text, text, text, text, text, text, text, text, int, int, text) AS
+        WITH fast AS (
+            -- an Event whose access was already verified, within Lambda's 1 MB async limit:
+            -- nobody waits for it, and the agent picks it up on its next poll
+            SELECT $4 = 'Event' AND octet_length($2) <= 1048576
+                   AND EXISTS (SELECT 1 FROM lab.access_ok
+                               WHERE function_name = $1 AND region = coalesce($3, '')
+                                 AND qualifier = coalesce($7, '')) AS yes),
+        ins AS (
+            INSERT INTO lab.invocations (function_name, payload, region, invocation_type,
+                log_type, client_context, qualifier, database_name, user_name, backend_pid,
+                connect_timeout_ms, endpoint_override, waiting)
+            SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NOT fast.yes FROM fast
+            RETURNING id, waiting)
+        SELECT id, NOT waiting,
+               CASE WHEN waiting THEN pg_notify('rdslab_invoke', id::text) END IS NULL
+          FROM ins$p$);
+    -- nobody serves the Lambda endpoint: withdraw the request (the caller fails at once)
+    PERFORM rdslab_bridge.dblink_exec('rdslab_bridge', $p$
+        PREPARE rdslab_withdraw(bigint) AS
+        UPDATE lab.invocations SET state = 'expired', error_message = 'no agent'
+         WHERE id = $1 AND state = 'pending'
+           AND NOT EXISTS (SELECT 1 FROM pg_stat_activity
+                           WHERE application_name = 'rdslab-agent' AND datname = 'rdsadmin')
+        RETURNING id$p$);
 END $$;
 
 CREATE FUNCTION rdslab_bridge.call(
@@ -56,7 +83,6 @@ LANGUAGE plpgsql AS $$
 DECLARE
     request_sql text;
     req_id bigint;
-    agent_up boolean;
     fast_ok boolean;
     request_ms int := coalesce(nullif(current_setting('aws_lambda.request_timeout_ms', true), '')::int, 3000);
     connect_ms int := coalesce(nullif(current_setting('aws_lambda.connect_timeout_ms', true), '')::int, 1000);
@@ -74,47 +100,34 @@ BEGIN
             'AWS Lambda client returned ''1 validation error detected: Value ''%s'' at ''logType'' failed to satisfy constraint: Member must satisfy enum value set: [None, Tail]''.',
             log_type);
     END IF;
-    request_sql := format($q$
-        WITH agent AS (
-            SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-                           WHERE application_name = 'rdslab-agent' AND datname = 'rdsadmin') AS up),
-        fast AS (
-            SELECT EXISTS (SELECT 1 FROM lab.access_ok
-                           WHERE function_name = %1$L AND region = coalesce(%3$L, '')
-                             AND qualifier = coalesce(%7$L, '')) AS ok),
-        ins AS (
-            INSERT INTO lab.invocations (database_name, user_name, backend_pid, function_name,
-                payload, region, invocation_type, log_type, client_context, qualifier,
-                connect_timeout_ms, endpoint_override)
-            SELECT %8$L, %9$L, %10$s, %1$L, %2$L, %3$L, %4$L, %5$L, %6$L, %7$L, %11$s, %12$L
-            WHERE (SELECT up FROM agent)
-            RETURNING id)
-        SELECT (SELECT id FROM ins), (SELECT up FROM agent), (SELECT ok FROM fast)$q$,
+    request_sql := format('EXECUTE rdslab_request(%L, %L, %L, %L, %L, %L, %L, %L, %L, %s, %s, %L)',
         fn, body, region, invocation_type, log_type, context, qualifier,
         current_database(), session_user, pg_backend_pid(), connect_ms,
         current_setting('aws_lambda.endpoint_override', true));
 
     PERFORM rdslab_bridge.connect();
     BEGIN
-        SELECT t.id, t.up, t.ok INTO req_id, agent_up, fast_ok
-          FROM rdslab_bridge.dblink('rdslab_bridge', request_sql) AS t(id bigint, up boolean, ok boolean);
+        SELECT t.id, t.ok INTO req_id, fast_ok
+          FROM rdslab_bridge.dblink('rdslab_bridge', request_sql) AS t(id bigint, ok boolean, n boolean);
     EXCEPTION WHEN OTHERS THEN
         -- the loopback connection died (server restart, terminated backend): open it again once
         PERFORM rdslab_bridge.connect(true);
-        SELECT t.id, t.up, t.ok INTO req_id, agent_up, fast_ok
-          FROM rdslab_bridge.dblink('rdslab_bridge', request_sql) AS t(id bigint, up boolean, ok boolean);
+        SELECT t.id, t.ok INTO req_id, fast_ok
+          FROM rdslab_bridge.dblink('rdslab_bridge', request_sql) AS t(id bigint, ok boolean, n boolean);
     END;
 
-    IF NOT agent_up THEN
+    IF fast_ok THEN
+        -- access already verified for this function and the payload is within Lambda's async
+        -- limit (1 MB): Lambda has queued the event and answers 202 (if the lab's agent is
+        -- away, the request waits in the outbox and is delivered when it is back)
+        status_code := 202;
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM rdslab_bridge.dblink('rdslab_bridge',
+               'EXECUTE rdslab_withdraw(' || req_id || ')') AS t(id bigint)) THEN
         -- nobody serves the Lambda endpoint: fail at once rather than wait for a timeout
         RAISE EXCEPTION 'invoke API failed'
             USING DETAIL = 'AWS Lambda client returned ''Unable to connect to endpoint''.';
-    END IF;
-    IF invocation_type = 'Event' AND fast_ok AND octet_length(body) <= 1048576 THEN
-        -- access already verified for this function and the payload is within Lambda's async
-        -- limit (1 MB): Lambda queues the event and answers 202
-        status_code := 202;
-        RETURN;
     END IF;
 
     deadline := clock_timestamp() + make_interval(secs => (request_ms + connect_ms) / 1000.0);

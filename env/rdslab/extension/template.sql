@@ -48,6 +48,7 @@ CREATE TABLE lab.invocations (
     client_context   text,
     connect_timeout_ms int,
     endpoint_override  text,
+    waiting          boolean NOT NULL DEFAULT true,      -- a session waits for the reply
     state            text NOT NULL DEFAULT 'pending',   -- pending | running | done | failed | expired
     function_arn     text,
     status_code      int,
@@ -71,12 +72,3 @@ CREATE TABLE lab.access_ok (
     qualifier     text NOT NULL DEFAULT '',
     PRIMARY KEY (function_name, region, qualifier)
 )
-;;
-CREATE FUNCTION lab.wake_agent() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('rdslab_invoke', NEW.id::text);
-    RETURN NEW;
-END $$
-;;
-CREATE TRIGGER invocations_wake AFTER INSERT ON lab.invocations
-    FOR EACH ROW EXECUTE FUNCTION lab.wake_agent()
