@@ -35,25 +35,58 @@ def _setup() -> tuple[Any, Any, Any]:
 
     lab = rdslab.start()
     iam, lam, rds = (boto3.client(s) for s in ("iam", "lambda", "rds"))
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                     "Principal": {"Service": "lambda.amazonaws.com"}}]}
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+            }
+        ],
+    }
     exec_role = iam.create_role(RoleName="bench-exec", AssumeRolePolicyDocument=json.dumps(trust))
-    lam.create_function(FunctionName="bench-echo", Runtime="python3.12", Handler="app.handler",
-                        Role=exec_role["Role"]["Arn"],
-                        Code={"ZipFile": _zip("def handler(event, context):\n    return event\n")})
+    lam.create_function(
+        FunctionName="bench-echo",
+        Runtime="python3.12",
+        Handler="app.handler",
+        Role=exec_role["Role"]["Arn"],
+        Code={"ZipFile": _zip("def handler(event, context):\n    return event\n")},
+    )
     trust["Statement"][0]["Principal"] = {"Service": "rds.amazonaws.com"}
     role = iam.create_role(RoleName="bench-rds", AssumeRolePolicyDocument=json.dumps(trust))
-    iam.put_role_policy(RoleName="bench-rds", PolicyName="invoke", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction",
-                                                "Resource": "arn:aws:lambda:*:*:function:bench-*"}]}))
-    rds.create_db_instance(DBInstanceIdentifier="bench-db", Engine="postgres",
-                           DBInstanceClass="db.t3.micro", MasterUsername="labadmin",
-                           MasterUserPassword=PASSWORD, DBName="bench", AllocatedStorage=20)
-    rds.add_role_to_db_instance(DBInstanceIdentifier="bench-db", RoleArn=role["Role"]["Arn"],
-                                FeatureName="Lambda")
+    iam.put_role_policy(
+        RoleName="bench-rds",
+        PolicyName="invoke",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "lambda:InvokeFunction",
+                        "Resource": "arn:aws:lambda:*:*:function:bench-*",
+                    }
+                ],
+            }
+        ),
+    )
+    rds.create_db_instance(
+        DBInstanceIdentifier="bench-db",
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        MasterUsername="labadmin",
+        MasterUserPassword=PASSWORD,
+        DBName="bench",
+        AllocatedStorage=20,
+    )
+    rds.add_role_to_db_instance(
+        DBInstanceIdentifier="bench-db", RoleArn=role["Role"]["Arn"], FeatureName="Lambda"
+    )
     ep = rds.describe_db_instances(DBInstanceIdentifier="bench-db")["DBInstances"][0]["Endpoint"]
-    conn = psycopg2.connect(host=ep["Address"], port=ep["Port"], user="labadmin",
-                            password=PASSWORD, dbname="bench")
+    conn = psycopg2.connect(
+        host=ep["Address"], port=ep["Port"], user="labadmin", password=PASSWORD, dbname="bench"
+    )
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("CREATE EXTENSION aws_lambda CASCADE")
@@ -84,7 +117,9 @@ def invoke(n: int = 200, inserts: int = 1000) -> dict[str, Any]:
                      PERFORM aws_lambda.invoke('bench-echo', row_to_json(NEW), invocation_type => 'Event');
                      RETURN NEW;
                    END $$""")
-    cur.execute("CREATE TRIGGER t AFTER INSERT ON with_trigger FOR EACH ROW EXECUTE FUNCTION notify_lambda()")
+    cur.execute(
+        "CREATE TRIGGER t AFTER INSERT ON with_trigger FOR EACH ROW EXECUTE FUNCTION notify_lambda()"
+    )
     rates = {}
     for table in ("plain", "with_trigger"):
         cur.execute(f"INSERT INTO {table} (email) VALUES ('warm@example.com')")
@@ -95,8 +130,9 @@ def invoke(n: int = 200, inserts: int = 1000) -> dict[str, Any]:
 
     colds, warms = [], []
     for i in range(5):
-        lam.update_function_configuration(FunctionName="bench-echo",
-                                          Environment={"Variables": {"ROUND": str(i)}})
+        lam.update_function_configuration(
+            FunctionName="bench-echo", Environment={"Variables": {"ROUND": str(i)}}
+        )
         t0 = time.perf_counter()
         lam.invoke(FunctionName="bench-echo", Payload=b"{}")
         colds.append(time.perf_counter() - t0)
@@ -116,7 +152,9 @@ def invoke(n: int = 200, inserts: int = 1000) -> dict[str, Any]:
         "cold_invoke_ms": 1000 * statistics.median(colds),
         "warm_invoke_ms": 1000 * statistics.median(warms),
     }
-    result["sql_vs_boto3_p50_ratio (target <= 1.2)"] = result["sql_sync_p50_ms"] / result["boto3_p50_ms"]
+    result["sql_vs_boto3_p50_ratio (target <= 1.2)"] = (
+        result["sql_sync_p50_ms"] / result["boto3_p50_ms"]
+    )
     result["event_trigger_vs_plain_ratio (target >= 0.35)"] = (
         result["event_trigger_inserts_per_s"] / result["plain_inserts_per_s"]
     )
