@@ -163,12 +163,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def cmd_grade(args: argparse.Namespace) -> int:
-    from .grading import gradebook
-
-    return int(gradebook.main(args.rest) or 0)
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
@@ -176,6 +170,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["grade"]:  # the gradebook has its own options (and --help)
+        from .grading import gradebook
+
+        return int(gradebook.main(argv[1:]) or 0)
     parser = argparse.ArgumentParser(
         prog="rdslab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -185,9 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     doctor = sub.add_parser("doctor", help="check the machine")
     doctor.add_argument("--reap", action="store_true", help="stop servers left by dead labs")
     doctor.set_defaults(func=cmd_doctor)
-    grade = sub.add_parser("grade", help="score submitted notebooks", add_help=False)
-    grade.add_argument("rest", nargs=argparse.REMAINDER)
-    grade.set_defaults(func=cmd_grade)
+    sub.add_parser("grade", help="score submitted notebooks (rdslab grade --help)")
     bench = sub.add_parser("bench", help="benchmarks (ratios against a baseline)")
     bench.add_argument("what", choices=["startup", "invoke", "events", "all"])
     bench.set_defaults(func=cmd_bench)
