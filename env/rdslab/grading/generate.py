@@ -147,11 +147,16 @@ def drifted(root: Path, registry: Registry | None = None) -> list[str]:
     return problems
 
 
-def generate_all(root: Path, registry: Registry | None = None) -> list[Path]:
-    """Write every exercise notebook; returns the files that changed."""
+def generate_all(
+    root: Path, registry: Registry | None = None, only: list[str] | None = None
+) -> list[Path]:
+    """Write every exercise notebook (or those whose name starts with one of ``only``, e.g.
+    ``["03"]``); returns the files that changed."""
     (root / "exercises").mkdir(exist_ok=True)
     changed = []
     for path in sorted((root / "solutions").glob("*.ipynb")):
+        if only and not any(path.name.startswith(prefix) for prefix in only):
+            continue
         target = root / "exercises" / path.name
         text = render(path, registry)
         if not target.exists() or target.read_text(encoding="utf-8") != text:
@@ -170,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--root", type=Path, default=None, help="course repository (default: found)"
     )
+    parser.add_argument("modules", nargs="*", help="only these modules (e.g. 03 04); default: all")
     args = parser.parse_args(argv)
     root = (args.root or repo_root()).resolve()
     try:
@@ -185,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             print(f"exercises/ is up to date with solutions/ ({root})")
             return 0
-        changed = generate_all(root)
+        changed = generate_all(root, only=args.modules or None)
     except (GenerateError, nbformat.reader.NotJSONError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
