@@ -67,6 +67,32 @@ class Lab:
 
         return access.explain_path(db_identifier, function_name)
 
+    def ses_outbox(self) -> Any:
+        """Emails sent through SES in this lab (a lab view: on AWS they would be delivered)."""
+        import pandas as pd
+
+        from .aws import backend
+
+        rows = []
+        for message in backend("ses").sent_messages:
+            destinations = getattr(message, "destinations", {}) or {}
+            rows.append(
+                {
+                    "source": getattr(message, "source", None),
+                    "to": ", ".join(destinations.get("ToAddresses", [])),
+                    "subject": getattr(message, "subject", None),
+                    "body": getattr(message, "body", None),
+                }
+            )
+        return pd.DataFrame(rows, columns=["source", "to", "subject", "body"])
+
+    def lambda_invocations(self) -> Any:
+        """Recent Lambda invocations the lab ran (time, function, type, status, duration...)."""
+        import pandas as pd
+
+        runtime = self._components.get("runtime")
+        return pd.DataFrame(runtime.invocations() if runtime is not None else [])
+
     def __repr__(self) -> str:
         return (
             f"<rdslab.Lab endpoint={self.endpoint} account={self.account_id} region={self.region}>"
