@@ -7,10 +7,14 @@ import uuid
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab():  # type: ignore[no-untyped-def]
+    """A fresh lab (a clean account) for each test module; stopped when the module ends."""
     import rdslab
 
+    current = rdslab.current()
+    if current is not None:
+        current.stop()
     lab = rdslab.start()
     yield lab
     lab.stop()

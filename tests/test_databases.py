@@ -228,6 +228,29 @@ def test_aurora_postgresql_writer_behind_the_cluster_endpoint(rds, unique) -> No
     with connect(ep, user="clusteradmin", dbname="app") as conn, conn.cursor() as cur:
         cur.execute("SELECT current_user")
         assert cur.fetchone() == ("clusteradmin",)
+    rds.stop_db_cluster(DBClusterIdentifier=f"aur-{unique}")
+    with pytest.raises(psycopg2.OperationalError):
+        connect(ep, user="clusteradmin", dbname="app")
+    rds.start_db_cluster(DBClusterIdentifier=f"aur-{unique}")
+    rds.create_db_instance(
+        DBInstanceIdentifier=f"aur-{unique}-r",
+        DBClusterIdentifier=f"aur-{unique}",
+        Engine="aurora-postgresql",
+        DBInstanceClass="db.r6g.large",
+    )
+    assert (
+        rds.describe_db_clusters(DBClusterIdentifier=f"aur-{unique}")["DBClusters"][0]["Port"]
+        == ep["Port"]
+    )
+    conn = connect(ep, user="clusteradmin", dbname="app")
+    rds.failover_db_cluster(DBClusterIdentifier=f"aur-{unique}")
+    with pytest.raises(psycopg2.OperationalError):  # a failover disconnects clients
+        conn.cursor().execute("SELECT 1")
+    after = rds.describe_db_clusters(DBClusterIdentifier=f"aur-{unique}")["DBClusters"][0]
+    connect(
+        {"Address": after["Endpoint"], "Port": after["Port"]}, user="clusteradmin", dbname="app"
+    ).close()
+    rds.delete_db_instance(DBInstanceIdentifier=f"aur-{unique}-r")
     rds.delete_db_instance(DBInstanceIdentifier=f"aur-{unique}-w")
 
 

@@ -86,6 +86,11 @@ class DbServer:
     started_at: float | None = None
     listeners: list[Callable[[str, DbServer], None]] = field(default_factory=list, repr=False)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> DbServer:
+        # moto deep-copies RDS models (e.g. in stop/start_db_cluster); the server is a process,
+        # not a value: a copy must be the same server
+        return self
+
     @property
     def datadir(self) -> Path:
         return self.directory / "data"

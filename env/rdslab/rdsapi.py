@@ -117,8 +117,8 @@ def _create_db_instance(original: Any) -> Any:
             ) from exc
         database.port = server.port
         database._lab_server = server
-        if cluster is not None:
-            cluster.port = server.port
+        if cluster is not None and getattr(database, "is_cluster_writer", False):
+            cluster.port = server.port  # the cluster (writer) endpoint is the writer's server
         _transition(database, "creating", "available")
         return database
 
@@ -175,6 +175,51 @@ def _delete_db_instance(original: Any) -> Any:
     return delete_db_instance
 
 
+def _cluster_servers(backend: Any, cluster_identifier: str) -> list[Any]:
+    cluster = backend.clusters.get(cluster_identifier)
+    if cluster is None:
+        return []
+    members = [m.db_instance_identifier for m in getattr(cluster, "_members", [])]
+    return [s for s in (_manager().get(m) for m in members) if s is not None]
+
+
+def _stop_db_cluster(original: Any) -> Any:
+    def stop_db_cluster(self: Any, cluster_identifier: str, *args: Any, **kw: Any) -> Any:
+        cluster = original(self, cluster_identifier, *args, **kw)
+        for server in _cluster_servers(self, cluster_identifier):  # every instance stops
+            server.stop("fast")
+        return cluster
+
+    return stop_db_cluster
+
+
+def _start_db_cluster(original: Any) -> Any:
+    def start_db_cluster(self: Any, cluster_identifier: str, *args: Any, **kw: Any) -> Any:
+        cluster = original(self, cluster_identifier, *args, **kw)
+        for server in _cluster_servers(self, cluster_identifier):
+            server.start()
+        return cluster
+
+    return start_db_cluster
+
+
+def _failover_db_cluster(original: Any) -> Any:
+    def failover_db_cluster(self: Any, db_cluster_identifier: str, *args: Any, **kw: Any) -> Any:
+        cluster = original(self, db_cluster_identifier, *args, **kw)
+        # Every instance restarts (clients are disconnected) and the cluster endpoint now leads
+        # to the new writer. The lab's Aurora replicas are separate servers without
+        # replication: after a failover the writer is another, independent server.
+        for server in _cluster_servers(self, db_cluster_identifier):
+            server.restart()
+        writer = getattr(cluster, "writer", None)
+        server = _manager().get(writer.db_instance_identifier) if writer is not None else None
+        if server is not None:
+            cluster.port = server.port
+        return cluster
+
+    return failover_db_cluster
+
+
 def _patch_models() -> None:
     if getattr(rds_models.DBInstance, "_rdslab_patched", False):
         return
@@ -216,3 +261,6 @@ def install(manager: DatabaseManager) -> None:
     _wrap("stop_db_instance", _stop_db_instance)
     _wrap("start_db_instance", _start_db_instance)
     _wrap("delete_db_instance", _delete_db_instance)
+    _wrap("stop_db_cluster", _stop_db_cluster)
+    _wrap("start_db_cluster", _start_db_cluster)
+    _wrap("failover_db_cluster", _failover_db_cluster)
