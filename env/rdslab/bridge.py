@@ -229,7 +229,7 @@ class Bridge:
         arn = None
         try:
             arn, region, qualifier = resolve_function(req.function_name, req.region, req.qualifier)
-            self._check_access(link.server, arn, req)
+            self._check_access(link.server, arn, qualifier, req)
             fast_ok = True
             result = self._invoke(req, arn, region, qualifier)
             if result.function_error:
@@ -284,12 +284,15 @@ class Bridge:
                 f"AWS Lambda client returned '{exc}'.",
             )
 
-    def _check_access(self, server: DbServer, arn: str, req: Request) -> None:
+    def _check_access(
+        self, server: DbServer, arn: str, qualifier: str | None, req: Request
+    ) -> None:
         try:
             from . import access
         except ImportError:  # the access room is optional while the lab is being built
             return
-        verdict = access.check_invoke(server.identifier, arn)
+        # a version or alias is authorised on the qualified ARN, as on AWS
+        verdict = access.check_invoke(server.identifier, arn, qualifier=qualifier)
         if verdict.ok:
             return
         if verdict.kind == "network":
