@@ -384,6 +384,17 @@ def test_function_error_is_lambda_invocation_failed_with_rds_detail(env) -> None
             "Runtime.MarshalError",
         ),
     ],
+    # ids without '::' (pytest-xdist's loadscope would split the module at a '::' in an id)
+    ids=[
+        "unknown-function",
+        "lower-case-event",
+        "lower-case-tail",
+        "region-conflict",
+        "qualifier-conflict",
+        "not-a-lambda-arn",
+        "syntax-error",
+        "not-serialisable",
+    ],
 )
 def test_bad_input_gets_rds_shaped_errors(env, sql, message, detail) -> None:  # type: ignore[no-untyped-def]
     err = sql_error(env["admin"], sql)

@@ -42,6 +42,11 @@ def on_reset(hook: Callable[[], None]) -> None:
         _reset_hooks.append(hook)
 
 
+def clear_reset_hooks() -> None:
+    """Forget the hooks of a lab that has stopped."""
+    _reset_hooks.clear()
+
+
 def _install_reset_hook() -> None:
     import moto.moto_api._internal.models as api_models
     from moto.core.models import default_user_config  # noqa: F401  (imports moto core)

@@ -33,7 +33,9 @@ class Lab:
         self._stopped = False
         # Order matters: access patches RDS/EC2 before the databases room wraps the same calls,
         # the runtime must exist before the bridge and events deliver to Lambda.
-        for name in ("access", "databases", "runtime", "bridge", "events"):
+        # "mysql" (Aurora MySQL on MariaDB) wraps the RDS calls after databases/access and
+        # needs the runtime; events wraps last.
+        for name in ("access", "databases", "runtime", "bridge", "mysql", "events"):
             self._install_optional(name)
 
     def _install_optional(self, name: str) -> None:
@@ -113,6 +115,14 @@ class Lab:
                 except Exception:  # noqa: BLE001 - stopping must go on for the other rooms
                     logging.getLogger("rdslab").exception("error while stopping")
         self.aws.stop()
+        # the next lab in this process starts from a clean, empty account
+        aws.clear_reset_hooks()
+        try:
+            from moto.moto_api._internal.models import moto_api_backend
+
+            moto_api_backend.reset()
+        except Exception:  # noqa: BLE001 - a failed reset must not hide the stop
+            logging.getLogger("rdslab").exception("could not reset moto's state")
         with _LOCK:
             if _LAB is self:
                 _LAB = None
