@@ -68,3 +68,58 @@ def test_log_helpers():
     assert logs.report_line("r1", 3000, 128, 40, None, "timeout").endswith("\tStatus: timeout")
     tail = base64.b64decode(logs.tail(["x" * 5000, "END RequestId: r1"]))
     assert len(tail) == 4096 and tail.endswith(b"END RequestId: r1\n")
+
+
+def test_lambda_refuses_what_aws_refuses() -> None:
+    """create_function/update_function_configuration: role trust, ranges, reserved variables."""
+    import io
+    import json
+    import zipfile
+
+    import boto3
+    import pytest
+    import rdslab
+    from botocore.exceptions import ClientError
+
+    rdslab.start()
+    iam, lam = boto3.client("iam"), boto3.client("lambda")
+
+    def role(name: str, service: str) -> str:
+        doc = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": service}}
+            ],
+        }
+        return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(doc))["Role"][
+            "Arn"
+        ]
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("app.py", "def handler(e, c):\n    return e\n")
+    code = {"ZipFile": buf.getvalue()}
+    wrong = role("validation-rds-role", "rds.amazonaws.com")
+    right = role("validation-exec-role", "lambda.amazonaws.com")
+    kwargs = dict(
+        FunctionName="validation-fn", Runtime="python3.12", Handler="app.handler", Code=code
+    )
+    with pytest.raises(ClientError) as err:
+        lam.create_function(Role=wrong, **kwargs)
+    assert (
+        err.value.response["Error"]["Message"]
+        == "The role defined for the function cannot be assumed by Lambda."
+    )
+    with pytest.raises(ClientError) as err:
+        lam.create_function(Role=right, Timeout=1000, **kwargs)
+    assert (
+        "Member must have value less than or equal to 900" in err.value.response["Error"]["Message"]
+    )
+    lam.create_function(Role=right, **kwargs)
+    with pytest.raises(ClientError) as err:
+        lam.update_function_configuration(
+            FunctionName="validation-fn", Environment={"Variables": {"AWS_REGION": "eu-west-1"}}
+        )
+    assert (
+        "Reserved keys used in this request: AWS_REGION" in err.value.response["Error"]["Message"]
+    )

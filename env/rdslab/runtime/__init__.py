@@ -33,9 +33,10 @@ __all__ = ["InvokeResult", "LambdaApiError", "LambdaRuntime", "install"]
 def install(lab: Any) -> LambdaRuntime:
     """Patch moto and start the runtime for ``lab`` (called by ``Lab.__init__``)."""
     from .. import aws
-    from . import motofix
+    from . import motofix, validation
 
     motofix.apply()
+    validation.apply()
     runtime = LambdaRuntime(lab.aws.url)
     motofix.activate(runtime)
     aws.on_reset(runtime.reset)
