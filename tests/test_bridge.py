@@ -636,3 +636,14 @@ def test_event_fires_even_when_the_transaction_rolls_back(env, registration) -> 
     assert one(registration, "SELECT count(*) FROM registration") == (0,)
     got = wait_for_queue(env, 1)
     assert [m["email"] for m in got] == ["gone@example.com"]
+
+
+def test_lab_wait_idle_covers_requests_still_in_the_outbox(env) -> None:  # type: ignore[no-untyped-def]
+    drain(env)
+    one(
+        env["admin"],
+        """SELECT * FROM aws_lambda.invoke('to-queue', '{"idle": 1}'::json, invocation_type => 'Event')""",
+    )
+    assert env["lab"].wait_idle(10)
+    assert env["lab"].bridge.log("bridge-db", limit=1).state.tolist() == ["done"]
+    assert drain(env) == [{"idle": 1}]  # delivered by the time wait_idle returned

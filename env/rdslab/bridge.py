@@ -411,6 +411,29 @@ class Bridge:
             log.debug("could not write reply %s", req.id, exc_info=True)
 
     # ------------------------------------------------------------------ for the lab
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until every request written by SQL has been handed to Lambda (True) or the
+        timeout passes (False). Async invocations may still be running: see runtime.wait_idle."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            busy = False
+            with self._lock:
+                links = list(self.links.values())
+            for link in links:
+                try:
+                    with link.write_lock, link.write.cursor() as cur:
+                        cur.execute(
+                            "SELECT EXISTS (SELECT 1 FROM lab.invocations"
+                            " WHERE state IN ('pending', 'running'))"
+                        )
+                        busy = busy or bool(cur.fetchone()[0])
+                except Exception:  # noqa: BLE001 - a server that went away has nothing pending
+                    continue
+            if not busy:
+                return True
+            time.sleep(0.01)
+        return False
+
     def invalidate_access(self) -> None:
         """Forget cached access verdicts (IAM, network, RDS or Lambda state changed)."""
         with self._lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from typing import Any
 
 from . import aws, config
@@ -68,6 +69,18 @@ class Lab:
         from . import access
 
         return access.explain_path(db_identifier, function_name)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until the lab has nothing in flight: SQL requests handed to Lambda, async
+        invocations finished, service events delivered. True if it got there in time."""
+        deadline = time.monotonic() + timeout
+        ok = True
+        for name in ("bridge", "runtime", "events", "bridge", "runtime"):
+            component = self._components.get(name)
+            wait = getattr(component, "wait_idle", None)
+            if wait is not None:
+                ok = bool(wait(max(0.0, deadline - time.monotonic()))) and ok
+        return ok
 
     def ses_outbox(self) -> Any:
         """Emails sent through SES in this lab (a lab view: on AWS they would be delivered)."""
