@@ -400,3 +400,39 @@ def test_the_lab_also_runs_as_a_normal_user(lab_home: Path) -> None:
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("ok")
+
+
+def test_subnet_groups_need_two_azs_and_aurora_roles_belong_to_the_cluster(rds, unique) -> None:  # type: ignore[no-untyped-def]
+    ec2 = boto3.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    one_az = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24", AvailabilityZone="us-east-1a")[
+        "Subnet"
+    ]["SubnetId"]
+    with pytest.raises(ClientError) as err:
+        rds.create_db_subnet_group(
+            DBSubnetGroupName=f"one-az-{unique}",
+            SubnetIds=[one_az],
+            DBSubnetGroupDescription="one AZ",
+        )
+    assert err.value.response["Error"]["Code"] == "DBSubnetGroupDoesNotCoverEnoughAZs"
+    rds.create_db_cluster(
+        DBClusterIdentifier=f"rc-{unique}",
+        Engine="aurora-postgresql",
+        MasterUsername="clusteradmin",
+        MasterUserPassword=PASSWORD,
+    )
+    rds.create_db_instance(
+        DBInstanceIdentifier=f"rc-{unique}-w",
+        DBClusterIdentifier=f"rc-{unique}",
+        Engine="aurora-postgresql",
+        DBInstanceClass="db.r6g.large",
+    )
+    with pytest.raises(ClientError) as err:
+        rds.add_role_to_db_instance(
+            DBInstanceIdentifier=f"rc-{unique}-w",
+            FeatureName="Lambda",
+            RoleArn="arn:aws:iam::123456789012:role/any",
+        )
+    assert err.value.response["Error"]["Code"] == "InvalidParameterValue"
+    assert "AddRoleToDBCluster" in err.value.response["Error"]["Message"]
+    rds.delete_db_instance(DBInstanceIdentifier=f"rc-{unique}-w")

@@ -220,6 +220,40 @@ def _failover_db_cluster(original: Any) -> Any:
     return failover_db_cluster
 
 
+def _create_subnet_group(original: Any) -> Any:
+    def create_subnet_group(
+        self: Any, subnet_name: str, description: str, subnets: list[Any], *args: Any, **kw: Any
+    ) -> Any:
+        zones = sorted({getattr(s, "availability_zone", None) for s in subnets} - {None})
+        if subnets and len(zones) < 2:  # RDS needs subnets in two AZs (moto accepts one)
+            raise RDSClientError(
+                "DBSubnetGroupDoesNotCoverEnoughAZs",
+                "The DB subnet group doesn't meet Availability Zone (AZ) coverage requirement. "
+                f"Current AZ coverage: {', '.join(zones)}. Add subnets to cover at least 2 AZs.",
+            )
+        return original(self, subnet_name, description, subnets, *args, **kw)
+
+    return create_subnet_group
+
+
+def _add_role_to_db_instance(original: Any) -> Any:
+    def add_role_to_db_instance(
+        self: Any, db_instance_identifier: str, *args: Any, **kw: Any
+    ) -> Any:
+        database = self.databases.get(db_instance_identifier)
+        if database is not None and getattr(database, "db_cluster_identifier", None):
+            # AWS refuses this for Aurora instances (roles belong to the cluster); moto fails
+            # with an internal error. The wording is the lab's reading.
+            raise InvalidParameterValue(
+                f"DB instance {db_instance_identifier} is a member of DB cluster "
+                f"{database.db_cluster_identifier}: associate IAM roles with the cluster "
+                "(AddRoleToDBCluster) instead."
+            )
+        return original(self, db_instance_identifier, *args, **kw)
+
+    return add_role_to_db_instance
+
+
 def _patch_models() -> None:
     if getattr(rds_models.DBInstance, "_rdslab_patched", False):
         return
@@ -261,6 +295,8 @@ def install(manager: DatabaseManager) -> None:
     _wrap("stop_db_instance", _stop_db_instance)
     _wrap("start_db_instance", _start_db_instance)
     _wrap("delete_db_instance", _delete_db_instance)
+    _wrap("create_subnet_group", _create_subnet_group)
+    _wrap("add_role_to_db_instance", _add_role_to_db_instance)
     _wrap("stop_db_cluster", _stop_db_cluster)
     _wrap("start_db_cluster", _start_db_cluster)
     _wrap("failover_db_cluster", _failover_db_cluster)

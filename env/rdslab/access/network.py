@@ -69,6 +69,9 @@ def _dns(p: Placement, ec2: Any) -> tuple[Any | None, str, str | None]:
         current = patches.current_parameter(p.db, "rds.custom_dns_resolution")
         if str(applied) != "1":
             group = getattr(p.db, "db_parameter_group_name", None)
+            if not group:  # moto leaves the default group's name unset; AWS names it
+                family = getattr(p.db, "default_db_parameter_group_details", None)
+                group = family()[1] if callable(family) else "the default parameter group"
             if str(current) == "1":
                 why = (
                     f"rds.custom_dns_resolution = 1 in {group} is pending-reboot: until "
