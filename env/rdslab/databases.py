@@ -387,9 +387,8 @@ def find_leftovers(root: Path | None = None) -> list[dict[str, Any]]:
             continue
         if pid == os.getpid():
             continue
-        for datadir in lab_dir.glob("*/data"):
-            if datadir.parent.name.startswith("."):
-                continue  # a spare copy of the template, never started
+        servers = [d for d in lab_dir.glob("*/data") if not d.parent.name.startswith(".")]
+        for datadir in servers:  # (dot-directories are spare template copies, never started)
             server_pid = _postmaster_pid(datadir)
             alive = False
             if server_pid and psutil.pid_exists(server_pid):
@@ -398,7 +397,7 @@ def find_leftovers(root: Path | None = None) -> list[dict[str, Any]]:
                 except psutil.Error:
                     alive = False
             found.append({"lab": lab_dir, "datadir": datadir, "pid": server_pid if alive else None})
-        if not list(lab_dir.glob("*/data")):
+        if not servers:
             found.append({"lab": lab_dir, "datadir": None, "pid": None})
     return found
 
