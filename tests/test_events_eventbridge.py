@@ -460,3 +460,36 @@ MATCHER = [
 @pytest.mark.parametrize(("pattern", "event", "expected"), MATCHER)
 def test_matcher_rules(pattern: dict[str, Any], event: dict[str, Any], expected: bool) -> None:
     assert patterns.matches(pattern, event) is expected
+
+
+def test_test_event_pattern_uses_the_labs_matcher() -> None:
+    import boto3
+    import pytest
+    import rdslab
+    from botocore.exceptions import ClientError
+
+    rdslab.start()
+    events = boto3.client("events")
+    event = {
+        "id": "1",
+        "account": "123456789012",
+        "source": "aws.rds",
+        "time": "2026-12-04T20:00:00Z",
+        "region": "us-east-1",
+        "detail-type": "RDS DB Instance Event",
+        "resources": [],
+        "detail": {"EventID": "RDS-EVENT-0049", "EventCategories": ["failover"]},
+    }
+    hit = {"source": ["aws.rds"], "detail": {"EventCategories": ["failover"]}}
+    miss = {"source": ["aws.rds"], "detail": {"EventID": [{"anything-but": "RDS-EVENT-0049"}]}}
+    assert (
+        events.test_event_pattern(EventPattern=json.dumps(hit), Event=json.dumps(event))["Result"]
+        is True
+    )
+    assert (
+        events.test_event_pattern(EventPattern=json.dumps(miss), Event=json.dumps(event))["Result"]
+        is False
+    )
+    with pytest.raises(ClientError) as err:
+        events.test_event_pattern(EventPattern="[1]", Event=json.dumps(event))
+    assert err.value.response["Error"]["Code"] == "InvalidEventPatternException"

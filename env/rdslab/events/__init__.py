@@ -33,6 +33,7 @@ def install(lab: Any) -> EventEngine:
     emit.install()
     sns.install()
     bridge_eb.install()
+    bridge_eb.install_test_event_pattern()
     rds_api.install()
     previous = _state.ENGINE
     if previous is not None:

@@ -287,3 +287,35 @@ def install() -> None:
 
     send_to_targets._rdslab_events = True  # type: ignore[attr-defined]
     Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+
+
+def install_test_event_pattern() -> None:
+    """``TestEventPattern``, which moto 5.2.5 leaves empty, answered by the lab's matcher."""
+    from moto.events.responses import EventsHandler
+
+    if getattr(EventsHandler.test_event_pattern, "_rdslab_events", False):
+        return
+
+    def test_event_pattern(self: Any) -> str:
+        from moto.events.exceptions import InvalidEventPatternException, ValidationException
+
+        try:
+            pattern = json.loads(self._get_param("EventPattern") or "")
+            if not isinstance(pattern, dict):
+                raise ValueError("Filter is not an object")
+        except ValueError as exc:
+            raise InvalidEventPatternException(reason=str(exc)) from exc
+        try:
+            event = json.loads(self._get_param("Event") or "")
+        except ValueError as exc:
+            raise ValidationException(f"Parameter Event is not valid. Reason: {exc}") from exc
+        for field in ("id", "account", "source", "time", "region", "detail-type"):
+            if field not in event:
+                raise ValidationException(
+                    f"Parameter Event is not valid. Reason: Provided Event must have mandatory "
+                    f"field {field}"
+                )
+        return json.dumps({"Result": patterns.matches(pattern, event)})
+
+    test_event_pattern._rdslab_events = True  # type: ignore[attr-defined]
+    EventsHandler.test_event_pattern = test_event_pattern  # type: ignore[method-assign]
