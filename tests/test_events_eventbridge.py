@@ -493,3 +493,25 @@ def test_test_event_pattern_uses_the_labs_matcher() -> None:
     with pytest.raises(ClientError) as err:
         events.test_event_pattern(EventPattern="[1]", Event=json.dumps(event))
     assert err.value.response["Error"]["Code"] == "InvalidEventPatternException"
+
+
+def test_delivery_metrics_are_readable_through_cloudwatch() -> None:
+    import datetime
+
+    import boto3
+    import rdslab
+    from rdslab.events.delivery import Metrics
+
+    rdslab.start()
+    Metrics().add("AWS/Events", "FailedInvocations", "RuleName", "metrics-rule", 2)
+    now = datetime.datetime.now(datetime.UTC)
+    points = boto3.client("cloudwatch").get_metric_statistics(
+        Namespace="AWS/Events",
+        MetricName="FailedInvocations",
+        Dimensions=[{"Name": "RuleName", "Value": "metrics-rule"}],
+        StartTime=now - datetime.timedelta(minutes=5),
+        EndTime=now + datetime.timedelta(minutes=1),
+        Period=60,
+        Statistics=["Sum"],
+    )["Datapoints"]
+    assert [p["Sum"] for p in points] == [2.0]

@@ -51,9 +51,19 @@ def lab():
 @pytest.fixture(scope="module")
 def role(lab) -> str:
     name = f"runtime-async-{uuid.uuid4().hex[:8]}"
-    return boto3.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"][
-        "Arn"
-    ]
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    return boto3.client("iam").create_role(
+        RoleName=name, AssumeRolePolicyDocument=json.dumps(trust)
+    )["Role"]["Arn"]
 
 
 @pytest.fixture

@@ -153,6 +153,8 @@ class Bridge:
         self._wake_r, self._wake_w = os.pipe()
         self._stop = threading.Event()
         self.enabled = True  # tests switch the agent off to see SQL fail fast
+        self._inflight = 0  # requests claimed and not yet answered
+        self._inflight_lock = threading.Lock()
         self.keep_rows = KEEP_ROWS
         self.prune_every = PRUNE_EVERY
         databases.listeners.append(self._on_server)
@@ -221,10 +223,19 @@ class Bridge:
             cur.execute(CLAIM_SQL)
             rows = cur.fetchall()
         for row in rows:
+            with self._inflight_lock:
+                self._inflight += 1
             self._pool.submit(self._handle, link, Request(*row))
 
     # ------------------------------------------------------------------ one request
     def _handle(self, link: _ServerLink, req: Request) -> None:
+        try:
+            self._handle_one(link, req)
+        finally:
+            with self._inflight_lock:
+                self._inflight -= 1
+
+    def _handle_one(self, link: _ServerLink, req: Request) -> None:
         fast_ok = False
         arn = None
         try:
@@ -416,15 +427,15 @@ class Bridge:
         timeout passes (False). Async invocations may still be running: see runtime.wait_idle."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            busy = False
+            with self._inflight_lock:
+                busy = self._inflight > 0
             with self._lock:
                 links = list(self.links.values())
             for link in links:
                 try:
                     with link.write_lock, link.write.cursor() as cur:
                         cur.execute(
-                            "SELECT EXISTS (SELECT 1 FROM lab.invocations"
-                            " WHERE state IN ('pending', 'running'))"
+                            "SELECT EXISTS (SELECT 1 FROM lab.invocations WHERE state = 'pending')"
                         )
                         busy = busy or bool(cur.fetchone()[0])
                 except Exception:  # noqa: BLE001 - a server that went away has nothing pending

@@ -169,7 +169,8 @@ class Metrics:
                         "Dimensions": [{"Name": dim_name, "Value": dim_value}],
                         "Value": n,
                         "Unit": "Count",
-                        "Timestamp": utcnow(),
+                        # naive UTC: moto compares it with the naive request times
+                        "Timestamp": utcnow().replace(tzinfo=None),
                     }
                 ],
             )
