@@ -461,3 +461,25 @@ def test_describe_event_categories_all_and_reference(world: dict[str, Any]) -> N
     assert "low storage" in by_type["db-instance"] and "global failover" in by_type["db-cluster"]
     with pytest.raises(ClientError):
         world["rds"].describe_event_categories(SourceType="nope")
+
+
+def test_force_failover_needs_a_multi_az_instance() -> None:
+    import boto3
+    import rdslab
+    from botocore.exceptions import ClientError
+
+    rdslab.start()
+    rds = boto3.client("rds")
+    rds.create_db_instance(
+        DBInstanceIdentifier="single-az",
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        MasterUsername="labadmin",
+        MasterUserPassword="Sup3rSecret!",
+        AllocatedStorage=20,
+    )
+    with pytest.raises(ClientError) as err:
+        rds.reboot_db_instance(DBInstanceIdentifier="single-az", ForceFailover=True)
+    assert err.value.response["Error"]["Code"] == "InvalidParameterCombination"
+    rds.reboot_db_instance(DBInstanceIdentifier="single-az")  # a plain reboot is fine
+    rds.delete_db_instance(DBInstanceIdentifier="single-az", SkipFinalSnapshot=True)

@@ -340,6 +340,17 @@ def _wrap_reboot_response(cls: type) -> None:
     @functools.wraps(original)
     def reboot_db_instance(self: Any) -> Any:
         _local.force_failover = bool(self.params.get("ForceFailover"))
+        db = self.backend.databases.get(self.params.get("DBInstanceIdentifier"))
+        if _local.force_failover and db is not None and not getattr(db, "multi_az", False):
+            from moto.rds.exceptions import RDSClientError
+
+            _local.force_failover = False
+            # The API reference: "You can't enable force failover if the instance isn't
+            # configured for Multi-AZ." The error code is the lab's reading.
+            raise RDSClientError(
+                "InvalidParameterCombination",
+                "You can't enable force failover if the instance isn't configured for Multi-AZ.",
+            )
         try:
             return original(self)
         finally:
