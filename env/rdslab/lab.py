@@ -62,7 +62,14 @@ class Lab:
 
     def status(self) -> Any:
         """A table of the lab's DB servers (identifier, engine, status, endpoint, pid)."""
-        return self._components["databases"].status_frame()
+        import pandas as pd
+
+        frames = [self._components["databases"].status_frame()]
+        mysql = self._components.get("mysql")
+        if mysql is not None:
+            frames.append(mysql.status())
+        nonempty = [f for f in frames if len(f)]
+        return pd.concat(nonempty, ignore_index=True) if nonempty else frames[0]
 
     def explain_path(self, db_identifier: str, function_name: str) -> Any:
         """Why a DB instance can or cannot reach a Lambda function (IAM and network)."""
@@ -75,7 +82,7 @@ class Lab:
         invocations finished, service events delivered. True if it got there in time."""
         deadline = time.monotonic() + timeout
         ok = True
-        for name in ("bridge", "runtime", "events", "bridge", "runtime"):
+        for name in ("bridge", "mysql", "runtime", "events", "bridge", "mysql", "runtime"):
             component = self._components.get(name)
             wait = getattr(component, "wait_idle", None)
             if wait is not None:

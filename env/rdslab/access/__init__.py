@@ -49,7 +49,14 @@ def function_arn(function: str, qualifier: str | None = None, region: str | None
 def _analyse(db_instance_identifier: str, function: str, qualifier: str | None) -> PathExplanation:
     where = placement.locate(db_instance_identifier)
     resource = function_arn(function, qualifier, where.region)
-    association, role = iam.association_hops(where)
+    if where.engine == "aurora-mysql":
+        # Aurora MySQL uses the role named by aws_default_lambda_role (applied), which must be
+        # associated with the cluster; its FeatureName does not matter
+        from ..mysql import iam as mysql_iam
+
+        association, role = mysql_iam.role_hops(where)
+    else:
+        association, role = iam.association_hops(where)
     net = network.evaluate(where)
     hops: list[Hop] = association + [iam.policy_hop(role, where, resource, net.endpoint)]
     hops += net.hops
