@@ -655,3 +655,13 @@ def test_lab_wide_access_check_and_explain_path_follow_aurora_mysql_rules(env: A
         assert "aws_default_lambda_role" in str(env["lab"].explain_path("amy-norole-1", "echo"))
     finally:
         drop_cluster(rds, "amy-norole")
+
+
+def test_lambda_async_rejects_a_body_that_is_not_json_every_time(env: Any) -> None:
+    conn = env["admin"]
+    one(conn, "SELECT lambda_async(%s, %s)", (ARN.format("echo"), json.dumps({"ok": 1})))
+    for _ in range(2):  # also once the function's access is known (the fast path)
+        errno, message = sql_error(
+            conn, "SELECT lambda_async(%s, %s)", (ARN.format("echo"), '{"a": "bad "quote""}')
+        )
+        assert errno == 1873 and "Invalid Request Content" in message

@@ -102,7 +102,9 @@ BEGIN
     DECLARE v_nap DOUBLE DEFAULT 0.0002;
     -- Lambda's longest timeout (15 min) plus the SDK's margin: the agent answers long before
     DECLARE v_deadline DATETIME(6) DEFAULT NOW(6) + INTERVAL 905 SECOND;
-    IF p_type = 'Event' AND OCTET_LENGTH(p_payload) <= 1048576 THEN
+    -- Lambda rejects a body that is not JSON for every invocation type, so only a valid
+    -- payload may take the fast path (the agent answers the others with the API error)
+    IF p_type = 'Event' AND OCTET_LENGTH(p_payload) <= 1048576 AND JSON_VALID(p_payload) THEN
         -- access already verified for this function: Lambda queues the event, nobody waits
         SELECT COUNT(*) INTO v_fast FROM rdsadmin.lambda_access_fx
          WHERE function_name = p_function;
