@@ -32,6 +32,7 @@ import psutil
 from . import config, pgbin
 from .aws import free_port
 
+SPARES = 2  # ready copies of the template kept on disk for new instances
 EXTENSION_FILES = (
     "aws_commons.control",
     "aws_commons--1.2.sql",
@@ -207,45 +208,67 @@ class DatabaseManager:
         self.listeners: list[Callable[[str, DbServer], None]] = []
         self._lock = threading.RLock()
         self._closing = False
-        self._spare: Future[Path] | None = None
+        self._spare: Future[None] | None = None
         self._spare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rdslab-spare")
         self._prepare_spare()
 
     # ------------------------------------------------------------------ creation
+    @property
+    def _pool(self) -> Path:
+        """Ready copies of the template, shared by every lab on this machine."""
+        return self.template.parent / f"{self.template.name}.spares"
+
     def _clone(self) -> Path:
-        """A fresh copy of the template in this lab's directory (owned by the server user)."""
-        directory = Path(tempfile.mkdtemp(prefix=".spare-", dir=self.directory))
-        directory.chmod(0o700)
+        """Copy the template into the pool (owned by the server user); publish it atomically."""
+        pool = self._pool
+        pool.mkdir(mode=0o755, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".copy-{os.getpid()}-", dir=pool))
+        work.chmod(0o700)
         copied = subprocess.run(
-            ["cp", "-a", str(self.template / "data"), str(directory / "data")],
+            ["cp", "-a", str(self.template / "data"), str(work / "data")],
             capture_output=True,
             text=True,
         )
         if copied.returncode != 0:
+            shutil.rmtree(work, ignore_errors=True)
             raise pgbin.PgBinariesError(f"could not copy the template: {copied.stderr.strip()}")
-        (directory / "pgpass").write_text(
+        (work / "pgpass").write_text(
             f"127.0.0.1:*:{pgbin.ADMIN_DB}:{pgbin.ADMIN_USER}:{self.admin_password}\n"
         )
-        (directory / "pgpass").chmod(0o600)
-        pgbin.chown_tree(directory)
-        return directory
+        (work / "pgpass").chmod(0o600)
+        pgbin.chown_tree(work)
+        ready = pool / f"ready-{uuid.uuid4().hex}"
+        work.rename(ready)
+        return ready
+
+    def _fill_pool(self) -> None:
+        for stale in self._pool.glob(".copy-*"):  # copies cut short by a process that died
+            pid = int(stale.name.split("-")[1]) if stale.name.split("-")[1].isdigit() else 0
+            if not psutil.pid_exists(pid):
+                shutil.rmtree(stale, ignore_errors=True)
+        while not self._closing and len(list(self._pool.glob("ready-*"))) < SPARES:
+            self._clone()
 
     def _prepare_spare(self) -> None:
-        """Copy the template for the next instance in the background (a copy takes longer
-        than starting a server), so create_db_instance only has to start it."""
+        """Keep SPARES copies of the template ready in the background (a copy takes longer than
+        starting a server), so create_db_instance only has to start one."""
         with self._lock:
-            if self._spare is None and not self._closing:
-                self._spare = self._spare_pool.submit(self._clone)
+            if (self._spare is None or self._spare.done()) and not self._closing:
+                self._spare = self._spare_pool.submit(self._fill_pool)
 
     def _take_spare(self) -> Path:
-        with self._lock:
-            spare, self._spare = self._spare, None
-        try:
-            directory = spare.result() if spare is not None else self._clone()
-        except Exception:  # noqa: BLE001 - a failed background copy: copy again now
-            directory = self._clone()
+        """Move a ready copy into this lab (a rename: two labs never get the same one)."""
+        target = self.directory / f".spare-{uuid.uuid4().hex[:8]}"
+        for entry in sorted(self._pool.glob("ready-*")):
+            try:
+                entry.rename(target)
+                break
+            except FileNotFoundError:  # another lab took it first
+                continue
+        else:
+            self._clone().rename(target)
         self._prepare_spare()
-        return directory
+        return target
 
     def create(
         self,
