@@ -23,6 +23,7 @@ import psutil
 import pytest
 from botocore.exceptions import ClientError
 from rdslab.mysql import binaries
+from test_events_support import service_queue_policy
 
 try:
     binaries.find()
@@ -178,6 +179,10 @@ def env(lab: Any) -> Any:
     topic = sns.create_topic(Name="Sample_Topic")["TopicArn"]
     topic_queue = sqs.create_queue(QueueName="amy-topic")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=topic_queue, AttributeNames=["QueueArn"])
+    sqs.set_queue_attributes(
+        QueueUrl=topic_queue,
+        Attributes={"Policy": service_queue_policy(queue_arn["Attributes"]["QueueArn"])},
+    )
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"])
     exec_role = iam.create_role(
         RoleName="amy-exec",

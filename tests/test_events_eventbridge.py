@@ -515,3 +515,51 @@ def test_delivery_metrics_are_readable_through_cloudwatch() -> None:
         Statistics=["Sum"],
     )["Datapoints"]
     assert [p["Sum"] for p in points] == [2.0]
+
+
+def test_eventbridge_needs_the_queue_policy_to_deliver() -> None:
+    """Without a queue policy for events.amazonaws.com the target fails (NO_PERMISSIONS) and the
+    event goes to the target's DLQ; with it, the event arrives."""
+    import uuid
+
+    import boto3
+    import rdslab
+    from test_events_support import make_queue
+
+    lab = rdslab.start()
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    url, arn = make_queue(sqs, policy=False)
+    dlq_url, dlq_arn = make_queue(sqs)
+    rule = f"qp-{uuid.uuid4().hex[:8]}"
+    rule_arn = events.put_rule(Name=rule, EventPattern=json.dumps({"source": ["aws.rds"]}))[
+        "RuleArn"
+    ]
+    events.put_targets(
+        Rule=rule, Targets=[{"Id": "q", "Arn": arn, "DeadLetterConfig": {"Arn": dlq_arn}}]
+    )
+    lab.events.inject("qp-db", "0087")
+    assert lab.events.wait_idle(5)
+    assert not sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages")
+    (dead,) = sqs.receive_message(
+        QueueUrl=dlq_url, MessageAttributeNames=["All"], WaitTimeSeconds=0
+    )["Messages"]
+    assert dead["MessageAttributes"]["ERROR_CODE"]["StringValue"] == "NO_PERMISSIONS"
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+    lab.events.inject("qp-db", "0088")
+    assert lab.events.wait_idle(5)
+    (msg,) = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)["Messages"]
+    assert json.loads(msg["Body"])["detail"]["EventID"] == "RDS-EVENT-0088"
+    events.remove_targets(Rule=rule, Ids=["q"])
+    events.delete_rule(Name=rule)

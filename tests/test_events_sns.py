@@ -452,3 +452,49 @@ def test_deleted_queue_goes_to_subscription_dlq(world: dict[str, Any], engine: A
     rows = engine.deliveries()
     assert rows[rows["via"] == topic]["status"].tolist() == ["ResourceNotFound"]
     assert engine.counters.get("NumberOfNotificationsRedrivenToDlq", topic.split(":")[-1]) == 1
+
+
+@pytest.mark.parametrize(
+    ("policy", "delivered"),
+    [
+        ("none", False),
+        ("other-topic", False),
+        ("explicit-deny", False),
+        ("this-topic", True),
+    ],
+)
+def test_sns_needs_the_queue_policy_to_deliver(
+    world: dict[str, Any], engine: Any, policy: str, delivered: bool
+) -> None:
+    """AWS delivers to SQS only when the queue policy lets sns.amazonaws.com send for the topic."""
+    c = world
+    topic = c["sns"].create_topic(Name=uid("t"))["TopicArn"]
+    url, arn = make_queue(c["sqs"], policy=False)
+    allow = {
+        "Effect": "Allow",
+        "Principal": {"Service": "sns.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": arn,
+    }
+    statements = {
+        "none": None,
+        "other-topic": [{**allow, "Condition": {"ArnEquals": {"aws:SourceArn": topic + "-x"}}}],
+        "explicit-deny": [allow, {**allow, "Effect": "Deny"}],
+        "this-topic": [{**allow, "Condition": {"ArnEquals": {"aws:SourceArn": topic}}}],
+    }[policy]
+    if statements:
+        document = json.dumps({"Version": "2012-10-17", "Statement": statements})
+        c["sqs"].set_queue_attributes(QueueUrl=url, Attributes={"Policy": document})
+    c["sns"].subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    name = uid("es")
+    c["rds"].create_event_subscription(
+        SubscriptionName=name, SnsTopicArn=topic, SourceType="db-instance", SourceIds=[DB_B]
+    )
+    engine.inject(DB_B, "0088")
+    assert engine.wait_idle(5)
+    c["rds"].delete_event_subscription(SubscriptionName=name)
+    got = drain(c["sqs"], url)
+    assert bool(got) is delivered
+    if not delivered:
+        rows = engine.deliveries()
+        assert (rows[rows.target == arn].status == "AccessDenied").any()

@@ -119,11 +119,31 @@ def clients(events_lab: Any) -> dict[str, Any]:
     }
 
 
-def make_queue(sqs: Any, name: str | None = None) -> tuple[str, str]:
+def service_queue_policy(arn: str) -> str:
+    """The queue policy AWS requires before SNS or EventBridge may deliver to a queue."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": ["sns.amazonaws.com", "events.amazonaws.com"]},
+                    "Action": "sqs:SendMessage",
+                    "Resource": arn,
+                    "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}},
+                }
+            ],
+        }
+    )
+
+
+def make_queue(sqs: Any, name: str | None = None, policy: bool = True) -> tuple[str, str]:
     url = sqs.create_queue(QueueName=name or uid("q"))["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
+    if policy:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": service_queue_policy(arn)})
     return url, arn
 
 

@@ -104,10 +104,14 @@ def attempts(deploy) -> list[list]:
 
 
 def make_queue(sqs) -> tuple[str, str]:
+    from test_events_support import service_queue_policy
+
     url = sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:10]}")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
+    # an EventBridge destination's rule delivers here, which needs the queue policy
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": service_queue_policy(arn)})
     return url, arn
 
 

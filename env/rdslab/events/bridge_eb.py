@@ -190,7 +190,15 @@ def _send(
         invoke_lambda(engine.runtime(), arn, text.encode(), "events.amazonaws.com", rule_arn)
     elif kind == "sqs":
         group = (target.get("SqsParameters") or {}).get("MessageGroupId")
-        send_sqs(arn, text, None, group, event.get("id") if group else None)
+        send_sqs(
+            arn,
+            text,
+            None,
+            group,
+            event.get("id") if group else None,
+            service="events.amazonaws.com",
+            source_arn=rule_arn,
+        )
     elif kind == "sns":
         _to_sns(arn, text)
     elif kind == "logs":
@@ -259,7 +267,13 @@ def _failed(
         if exhausted:
             attrs["EXHAUSTED_RETRY_CONDITION"] = {"DataType": "String", "StringValue": exhausted}
         try:
-            send_sqs(dlq, json.dumps(event, separators=(",", ":")), attrs)
+            send_sqs(
+                dlq,
+                json.dumps(event, separators=(",", ":")),
+                attrs,
+                service="events.amazonaws.com",
+                source_arn=rule_arn,
+            )
             engine.counters.add("AWS/Events", "InvocationsSentToDLQ", "RuleName", rule_name)
             detail += f" (sent to DLQ {dlq})"
         except DeliveryError as dlq_err:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import heapq
 import itertools
+import json
 import logging
 import threading
 import time
@@ -360,8 +361,12 @@ def send_sqs(
     attributes: dict[str, Any] | None = None,
     group_id: str | None = None,
     dedup_id: str | None = None,
+    *,
+    service: str | None = None,
+    source_arn: str | None = None,
 ) -> None:
-    """Send to a queue by ARN; a missing queue is a non-retryable NO_RESOURCE error."""
+    """Send to a queue by ARN as ``service`` (whose queue policy must allow it, for
+    ``source_arn``); a missing queue is a non-retryable NO_RESOURCE error."""
     parts = queue_arn.split(":")
     if len(parts) < 6:
         raise DeliveryError(
@@ -369,6 +374,22 @@ def send_sqs(
         )
     account, region, name = parts[4], parts[3], parts[5]
     from moto.sqs import sqs_backends
+
+    if service is not None:
+        from .queue_policy import allows
+
+        queue = sqs_backends[account][region].queues.get(name)
+        policy = getattr(queue, "policy", None) if queue is not None else None
+        if isinstance(policy, dict):
+            policy = json.dumps(policy)
+        if queue is not None and not allows(policy, service, queue_arn, source_arn):
+            raise DeliveryError(
+                "AccessDenied",
+                f"The queue policy of {queue_arn} does not allow {service} to send "
+                f"messages{' for ' + source_arn if source_arn else ''}",
+                retryable=False,
+                eb_code="NO_PERMISSIONS",
+            )
 
     try:
         sqs_backends[account][region].send_message(

@@ -219,9 +219,25 @@ def deliver(
     try:
         if sub.protocol == "sqs":
             if _raw(sub):
-                send_sqs(sub.endpoint, message, _sqs_attributes(attrs), group_id, dedup_id)
+                send_sqs(
+                    sub.endpoint,
+                    message,
+                    _sqs_attributes(attrs),
+                    group_id,
+                    dedup_id,
+                    service="sns.amazonaws.com",
+                    source_arn=sub.topic.arn,
+                )
             else:
-                send_sqs(sub.endpoint, sqs_body(doc), None, group_id, dedup_id)
+                send_sqs(
+                    sub.endpoint,
+                    sqs_body(doc),
+                    None,
+                    group_id,
+                    dedup_id,
+                    service="sns.amazonaws.com",
+                    source_arn=sub.topic.arn,
+                )
         elif sub.protocol in ("email", "email-json"):
             engine.outbox.add(sub, doc)
         else:
@@ -298,7 +314,13 @@ def _failed(
     if dlq:
         body = doc["Message"] if sub.protocol == "sqs" and _raw(sub) else sqs_body(doc)
         try:
-            send_sqs(dlq, body, _sqs_attributes(doc.get("MessageAttributes", {})))
+            send_sqs(
+                dlq,
+                body,
+                _sqs_attributes(doc.get("MessageAttributes", {})),
+                service="sns.amazonaws.com",
+                source_arn=sub.topic.arn,
+            )
             engine.counters.add("AWS/SNS", "NumberOfNotificationsRedrivenToDlq", "TopicName", topic)
             detail += f" (redriven to {dlq})"
         except DeliveryError as dlq_err:

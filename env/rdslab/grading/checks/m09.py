@@ -230,8 +230,8 @@ def subscription_to_queue(ctx: Context) -> Iterator[Criterion]:
         1,
         f"the queue's policy (get_queue_attributes Policy): {'present' if policy else 'none'}",
         allowed,
-        "it does not let sns.amazonaws.com send messages from the topic: on AWS, SQS drops them "
-        "(the lab does not enforce queue policies)",
+        "it does not let sns.amazonaws.com send messages from the topic: SQS drops them, "
+        "in the lab as on AWS",
         'set_queue_attributes(QueueUrl=..., Attributes={"Policy": ...}) with a statement allowing '
         '"Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage" on the queue ARN, '
         'with "Condition": {"ArnEquals": {"aws:SourceArn": <topic ARN>}}.',

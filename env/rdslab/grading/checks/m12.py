@@ -589,8 +589,8 @@ def service_flow(ctx: Context) -> Iterator[Criterion]:
         1,
         f"the queue policy of {QUEUE}: may events.amazonaws.com send for {names}?",
         len(allowed) == len(enabled),
-        "no statement lets EventBridge send messages for the rule: on AWS the alert would be "
-        "dropped (the lab does not enforce queue policies, the check reads it)",
+        "no statement lets EventBridge send messages for the rule: the alerts are dropped, "
+        "in the lab as on AWS",
         "sqs.set_queue_attributes(QueueUrl=..., Attributes={'Policy': json.dumps({... 'Principal': "
         "{'Service': 'events.amazonaws.com'}, 'Action': 'sqs:SendMessage', 'Resource': "
         f"'{QUEUE_ARN}', 'Condition': {{'ArnEquals': {{'aws:SourceArn': <rule ARN>}}}}}})}})",
