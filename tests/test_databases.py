@@ -436,3 +436,27 @@ def test_subnet_groups_need_two_azs_and_aurora_roles_belong_to_the_cluster(rds, 
     assert err.value.response["Error"]["Code"] == "InvalidParameterValue"
     assert "AddRoleToDBCluster" in err.value.response["Error"]["Message"]
     rds.delete_db_instance(DBInstanceIdentifier=f"rc-{unique}-w")
+
+
+def test_templates_unused_for_a_day_are_pruned(lab_home: Path) -> None:
+    import time as _time
+
+    root = lab_home / "templates"
+    root.mkdir()
+    for name, age in (
+        ("wheel-1.0-old", 2 * 86400),
+        ("wheel-1.0-recent", 60),
+        ("wheel-1.0-current", 3 * 86400),
+    ):
+        (root / name / "data").mkdir(parents=True)
+        (root / f"{name}.spares").mkdir()
+        (root / f"{name}.secret").write_text("x")
+        lock = root / f"{name}.lock"
+        lock.write_text("")
+        os.utime(lock, (_time.time() - age, _time.time() - age))
+    assert pgbin.prune_templates(root, keep="wheel-1.0-current") == ["wheel-1.0-old"]
+    assert sorted(p.name for p in root.iterdir()) == sorted(
+        f"{n}{s}"
+        for n in ("wheel-1.0-recent", "wheel-1.0-current")
+        for s in ("", ".spares", ".secret", ".lock")
+    )

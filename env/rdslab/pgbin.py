@@ -242,8 +242,9 @@ def build_template(binaries: Binaries, setup_sql: str) -> tuple[Path, str]:
     name = f"{binaries.source}-{binaries.version}-{template_version(setup_sql)}"
     target = root / name
     secret_file = root / f"{name}.secret"
-    with open(root / f"{name}.lock", "w") as lock:
+    with open(root / f"{name}.lock", "w") as lock:  # opening it also marks the template used
         fcntl.flock(lock, fcntl.LOCK_EX)
+        prune_templates(root, keep=name)
         if (target / "data" / "PG_VERSION").exists() and secret_file.exists():
             return target, secret_file.read_text().strip()
         shutil.rmtree(target, ignore_errors=True)
@@ -287,6 +288,30 @@ def build_template(binaries: Binaries, setup_sql: str) -> tuple[Path, str]:
         secret_file.write_text(password)
         secret_file.chmod(0o600)
         return target, password
+
+
+UNUSED_TEMPLATE_SECONDS = 24 * 3600
+
+
+def prune_templates(
+    root: Path, keep: str, older_than: float = UNUSED_TEMPLATE_SECONDS
+) -> list[str]:
+    """Remove templates (and their spare copies) of other versions not used for a day.
+
+    Every use of a template opens its ``.lock`` file, so the lock's mtime is its last use; a
+    template another process is building or using right now is never that old."""
+    removed = []
+    now = time.time()
+    for lock in root.glob("*.lock"):
+        name = lock.name[: -len(".lock")]
+        if name == keep or now - lock.stat().st_mtime < older_than:
+            continue
+        for suffix in ("", ".spares", ".building"):
+            shutil.rmtree(root / f"{name}{suffix}", ignore_errors=True)
+        for suffix in (".secret", ".pw", ".lock"):
+            (root / f"{name}{suffix}").unlink(missing_ok=True)
+        removed.append(name)
+    return removed
 
 
 def _run_setup(binaries: Binaries, data: Path, password: str, setup_sql: str) -> None:
