@@ -52,8 +52,10 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "lab":
         os.chdir(ROOT)
+        # Jupyter refuses to run as root (containers, CI machines) unless told it may
+        root_flag = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
         return subprocess.call(
-            [str(BIN / "jupyter"), "lab", "notebooks/00-welcome.ipynb", *argv[1:]]
+            [str(BIN / "jupyter"), "lab", "notebooks/00-welcome.ipynb", *root_flag, *argv[1:]]
         )
     args = argv[1:] or []
     return subprocess.call([str(PY), "-m", "pytest", *args], cwd=ROOT)
