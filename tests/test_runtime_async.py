@@ -241,8 +241,20 @@ def test_lambda_destination(lab, lam, deploy):
     assert len(attempts(deploy)) == 1  # the receiver ran once with the invocation record
 
 
-def test_dead_letter_queue(lab, lam, sqs, deploy):
+def test_dead_letter_queue(lab, lam, sqs, deploy, role):
     url, queue_arn = make_queue(sqs)
+    # Lambda refuses a DLQ its execution role may not send to
+    with pytest.raises(ClientError) as err:
+        deploy(DeadLetterConfig={"TargetArn": queue_arn})
+    assert err.value.response["Error"]["Message"] == (
+        "The provided execution role does not have permissions to call SendMessage on SQS"
+    )
+    statement = {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn}
+    boto3.client("iam").put_role_policy(
+        RoleName=role.split("/")[-1],
+        PolicyName=f"dlq-{uuid.uuid4().hex[:6]}",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+    )
     name = deploy(DeadLetterConfig={"TargetArn": queue_arn})
     assert lam.get_function_configuration(FunctionName=name)["DeadLetterConfig"] == {
         "TargetArn": queue_arn

@@ -76,6 +76,30 @@ def _check_role(role_arn: str | None) -> None:
         )
 
 
+def _check_dead_letter_target(role_arn: str | None, spec: dict[str, Any]) -> None:
+    """Lambda checks, when a DLQ is set, that the execution role may send to it."""
+    target = (spec.get("DeadLetterConfig") or {}).get("TargetArn")
+    if not target or not role_arn:
+        return
+    from ..access import iam as access_iam
+    from ..access import policy
+    from ..aws import backend
+
+    role = access_iam.find_role(backend("iam"), role_arn)
+    if role is None:
+        return
+    sqs = ":sqs:" in target
+    action = "sqs:SendMessage" if sqs else "sns:Publish"
+    decision = policy.evaluate(
+        tuple(access_iam.identity_sources(role)), action, target, policy.Context()
+    )
+    if not decision.allowed:
+        raise InvalidParameterValueException(
+            "The provided execution role does not have permissions to call "
+            + ("SendMessage on SQS" if sqs else "Publish on SNS")
+        )
+
+
 def _check_settings(spec: dict[str, Any]) -> None:
     timeout = spec.get("Timeout")
     if timeout is not None and not 1 <= int(timeout) <= 900:
@@ -114,6 +138,7 @@ def apply() -> None:
     def create_function(self: Any, spec: dict[str, Any]) -> Any:
         _check_settings(spec)
         _check_role(spec.get("Role"))
+        _check_dead_letter_target(spec.get("Role"), spec)
         return create(self, spec)
 
     @functools.wraps(update)
@@ -123,6 +148,9 @@ def apply() -> None:
         _check_settings(body)
         if "Role" in body:
             _check_role(body["Role"])
+        if body.get("DeadLetterConfig"):
+            role = body.get("Role") or self.get_function(function_name, qualifier).role
+            _check_dead_letter_target(role, body)
         return update(self, function_name, qualifier, body)
 
     create_function._rdslab_validation = True  # type: ignore[attr-defined]

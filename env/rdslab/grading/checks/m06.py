@@ -277,7 +277,7 @@ def event_and_dlq(ctx: Context) -> Iterator[Criterion]:
         f"policies of the execution role {EXEC_ROLE}: sqs:SendMessage on the queue",
         allowed,
         "the execution role may not send messages to the dead-letter queue (Lambda sends dead "
-        "letters with it; AWS requires this permission, the lab does not check it)",
+        "letters with it, and refuses a DeadLetterConfig the role cannot use)",
         f"iam.put_role_policy(RoleName='{EXEC_ROLE}', PolicyName=..., PolicyDocument=...) allowing "
         "sqs:SendMessage on the queue's ARN.",
     )
