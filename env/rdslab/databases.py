@@ -31,6 +31,7 @@ import psutil
 
 from . import config, pgbin
 from .aws import free_port
+from .serverproc import ServerProcess
 
 SPARES = 2  # ready copies of the template kept on disk for new instances
 EXTENSION_FILES = (
@@ -72,7 +73,7 @@ def install_extension_files(binaries: pgbin.Binaries) -> None:
 
 
 @dataclass
-class DbServer:
+class DbServer(ServerProcess):
     """A running (or stopped) PostgreSQL server that backs one DB instance."""
 
     identifier: str
@@ -87,18 +88,7 @@ class DbServer:
     started_at: float | None = None
     listeners: list[Callable[[str, DbServer], None]] = field(default_factory=list, repr=False)
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> DbServer:
-        # moto deep-copies RDS models (e.g. in stop/start_db_cluster); the server is a process,
-        # not a value: a copy must be the same server
-        return self
-
-    @property
-    def datadir(self) -> Path:
-        return self.directory / "data"
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc and self.proc.poll() is None else None
+    SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "AWS_"))}
@@ -129,34 +119,6 @@ class DbServer:
         self.status = "running"
         self.started_at = time.time()
         self._notify("started")
-
-    def stop(self, mode: str = "fast") -> None:
-        """Stop the server; ``fast`` disconnects clients (as a reboot does), ``immediate`` kills."""
-        if self.proc is None:
-            return
-        self._notify("stopping")
-        sig = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}[mode]
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-        self.status = "stopped"
-
-    def restart(self) -> None:
-        self.stop("fast")
-        self.start()
-
-    def destroy(self) -> None:
-        self.stop("immediate")
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-    def _notify(self, what: str) -> None:
-        for listener in list(self.listeners):
-            listener(what, self)
 
     def admin_connect(self, dbname: str = "postgres") -> Any:
         """A superuser connection for the lab itself (never handed to learners)."""

@@ -29,6 +29,7 @@ import psutil
 
 from .. import config, pgbin
 from ..aws import free_port
+from ..serverproc import ServerProcess
 from . import binaries, sql
 
 log = logging.getLogger("rdslab.mysql")
@@ -45,7 +46,7 @@ def aurora_version(engine_version: str | None) -> str:
 
 
 @dataclass
-class MyServer:
+class MyServer(ServerProcess):
     """A running (or stopped) MariaDB server behind one DB instance."""
 
     identifier: str
@@ -61,17 +62,8 @@ class MyServer:
     started_at: float | None = None
     listeners: list[Callable[[str, MyServer], None]] = field(default_factory=list, repr=False)
 
-    @property
-    def datadir(self) -> Path:
-        return self.directory / "data"
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc and self.proc.poll() is None else None
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> MyServer:
-        # moto's stop/start_db_cluster deep-copy the backend: a process is not copied
-        return self
+    SIGNALS = {"fast": signal.SIGTERM, "immediate": signal.SIGKILL}
+    STOP_TIMEOUT = 60.0
 
     @property
     def aurora_version(self) -> str:
@@ -99,34 +91,6 @@ class MyServer:
         self.status = "running"
         self.started_at = time.time()
         self._notify("started")
-
-    def stop(self, mode: str = "fast") -> None:
-        """Stop the server: ``fast`` shuts down cleanly (clients are cut), ``immediate`` kills."""
-        if self.proc is None:
-            return
-        self.status = "stopping"
-        self._notify("stopping")
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM if mode == "fast" else signal.SIGKILL)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-        self.status = "stopped"
-
-    def restart(self) -> None:
-        self.stop("fast")
-        self.start()
-
-    def destroy(self) -> None:
-        self.stop("immediate")
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-    def _notify(self, what: str) -> None:
-        for listener in list(self.listeners):
-            listener(what, self)
 
     def _admin_kwargs(self) -> dict[str, Any]:
         return {
