@@ -23,6 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from . import outbox
 from .bridge_request import InvokeFailure, Request, api_failed, resolve_function
 from .databases import DatabaseManager, DbServer
 
@@ -377,41 +378,14 @@ class Bridge:
         with self._lock:
             links = list(self.links.values())
         for link in links:
-            try:
-                with link.write_lock, link.write.cursor() as cur:
-                    cur.execute("DELETE FROM lab.access_ok")
-                    link.known_ok.clear()
-            except Exception:  # noqa: BLE001
-                pass
+            link.known_ok.clear()
+        outbox.execute_on_all(links, "DELETE FROM lab.access_ok")
 
     def log(self, db_instance_identifier: str, limit: int = 50) -> Any:
         """The invocation log of one DB instance, newest last (a pandas DataFrame)."""
-        import pandas as pd
-
-        columns = [
-            "id",
-            "requested_at",
-            "database_name",
-            "user_name",
-            "function_name",
-            "invocation_type",
-            "state",
-            "status_code",
-            "response",
-            "error_message",
-            "error_detail",
-            "completed_at",
-        ]
+        columns = [*outbox.LOG_COLUMNS, "error_message", "error_detail", "completed_at"]
         link = self.links.get(db_instance_identifier)
-        if link is None:
-            return pd.DataFrame(columns=columns)
-        with link.write_lock, link.write.cursor() as cur:
-            cur.execute(
-                f"SELECT {', '.join(columns)} FROM lab.invocations ORDER BY id DESC LIMIT %s",
-                (limit,),
-            )
-            rows = cur.fetchall()
-        return pd.DataFrame(list(reversed(rows)), columns=columns)
+        return outbox.log_frame(link, "lab.invocations", columns, limit)
 
     def shutdown(self) -> None:
         self._stop.set()

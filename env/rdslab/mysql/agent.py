@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from .. import access, config
+from .. import access, config, outbox
 from . import iam, sql
 from .server import MyServer, MySQLManager
 
@@ -314,41 +314,12 @@ class Agent:
         """Forget verified paths (IAM, network, RDS or Lambda state changed)."""
         with self._lock:
             links = list(self.links.values())
-        for link in links:
-            try:
-                with link.write_lock, link.write.cursor() as cur:
-                    cur.execute("DELETE FROM lambda_access")
-            except Exception:  # noqa: BLE001
-                pass
+        outbox.execute_on_all(links, "DELETE FROM lambda_access")
 
     def log(self, identifier: str, limit: int = 50) -> Any:
         """The invocation log of one Aurora MySQL instance, newest last (a DataFrame)."""
-        import pandas as pd
-
-        columns = [
-            "id",
-            "requested_at",
-            "database_name",
-            "user_name",
-            "function_name",
-            "invocation_type",
-            "state",
-            "status_code",
-            "response",
-            "error_code",
-            "error_message",
-            "completed_at",
-        ]
-        link = self.links.get(identifier)
-        if link is None:
-            return pd.DataFrame(columns=columns)
-        with link.write_lock, link.write.cursor() as cur:
-            cur.execute(
-                f"SELECT {', '.join(columns)} FROM lambda_requests ORDER BY id DESC LIMIT %s",
-                (limit,),
-            )
-            rows = list(cur.fetchall())
-        return pd.DataFrame(list(reversed(rows)), columns=columns)
+        columns = [*outbox.LOG_COLUMNS, "error_code", "error_message", "completed_at"]
+        return outbox.log_frame(self.links.get(identifier), "lambda_requests", columns, limit)
 
     def shutdown(self) -> None:
         self._stop.set()
