@@ -647,3 +647,174 @@ def test_lab_wait_idle_covers_requests_still_in_the_outbox(env) -> None:  # type
     assert env["lab"].wait_idle(10)
     assert env["lab"].bridge.log("bridge-db", limit=1).state.tolist() == ["done"]
     assert drain(env) == [{"idle": 1}]  # delivered by the time wait_idle returned
+
+
+# --------------------------------------------------------------------------- the Event fast path
+# Once the agent has verified access for a function, an Event invoke is written to the WAL as a
+# non-transactional logical message and relayed by the agent (rdslab/bridge_wal.py).
+def verdict_lines(env) -> list[str]:  # type: ignore[no-untyped-def]
+    """The agent's verdicts as a new session sees them (the server setting)."""
+    conn = connect(env)
+    try:
+        return str(one(conn, "SHOW rdslab.lambda_access")[0]).split("|")
+    finally:
+        conn.close()
+
+
+def event(conn, body: dict) -> int:  # type: ignore[no-untyped-def,type-arg]
+    sql = "SELECT status_code FROM aws_lambda.invoke('to-queue', %s::json, invocation_type => 'Event')"
+    return int(one(conn, sql, (json.dumps(body),))[0])
+
+
+def outbox_rows(env, like: str) -> list[tuple]:  # type: ignore[no-untyped-def,type-arg]
+    """(payload, relayed from the WAL, waiting, state) of the outbox rows whose payload matches."""
+    admin = env["lab"].databases.get("bridge-db").admin_connect("rdsadmin")
+    try:
+        with admin.cursor() as cur:
+            cur.execute(
+                "SELECT payload, wal_lsn IS NOT NULL, waiting, state FROM lab.invocations"
+                " WHERE payload LIKE %s ORDER BY id",
+                (like,),
+            )
+            return list(cur.fetchall())
+    finally:
+        admin.close()
+
+
+def verified_event(env, conn) -> None:  # type: ignore[no-untyped-def]
+    """One Event through the agent, so that the next ones may take the fast path."""
+    assert event(conn, {"warm": True}) == 202
+    assert env["lab"].wait_idle(10)
+    assert "wal\tto-queue\t\t" in verdict_lines(env)
+    drain(env)
+
+
+def test_verified_events_travel_in_the_wal_and_arrive_once(env) -> None:  # type: ignore[no-untyped-def]
+    conn = connect(env)
+    drain(env)
+    verified_event(env, conn)
+    for i in range(3):
+        assert event(conn, {"wal": i}) == 202
+    conn.autocommit = False  # ... and one whose transaction rolls back
+    assert event(conn, {"wal": 3}) == 202
+    conn.rollback()
+    conn.autocommit = True
+    assert env["lab"].wait_idle(10)
+    assert sorted(m["wal"] for m in drain(env)) == [0, 1, 2, 3]
+    rows = outbox_rows(env, '{"wal": %')
+    assert [(r[1], r[2], r[3]) for r in rows] == [(True, False, "done")] * 4
+    # the slot that keeps this WAL has moved past it: nothing is kept that was relayed
+    admin = env["lab"].databases.get("bridge-db").admin_connect("rdsadmin")
+    with admin.cursor() as cur:
+        cur.execute(
+            "SELECT s.restart_lsn > (SELECT max(wal_lsn) FROM lab.invocations)"
+            " FROM pg_replication_slots s WHERE s.slot_name = 'rdslab_bridge'"
+        )
+        assert cur.fetchone() == (True,)
+    admin.close()
+    conn.close()
+
+
+def test_a_revoked_permission_is_seen_by_the_very_next_event(env) -> None:  # type: ignore[no-untyped-def]
+    conn = connect(env)
+    verified_event(env, conn)
+    iam = boto3.client("iam")
+    deny = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Deny", "Action": "lambda:InvokeFunction", "Resource": ARN.format("*")}
+        ],
+    }
+    iam.put_role_policy(
+        RoleName="bridge-test-rds-lambda", PolicyName="deny", PolicyDocument=json.dumps(deny)
+    )
+    try:
+        assert verdict_lines(env) == ["", ""]  # the agent forgot every verdict at once
+        err = sql_error(
+            conn,
+            """SELECT * FROM aws_lambda.invoke('to-queue', '{"denied": 1}'::json, invocation_type => 'Event')""",
+        )
+        assert err.diag.message_primary == "invoke API failed"
+        assert "explicit deny" in err.diag.message_detail
+    finally:
+        iam.delete_role_policy(RoleName="bridge-test-rds-lambda", PolicyName="deny")
+    assert event(conn, {"allowed": 1}) == 202
+    assert [m["allowed"] for m in wait_for_queue(env, 1)] == [1]
+    conn.close()
+
+
+def test_events_written_while_the_agent_is_away_are_delivered_once_it_is_back(env) -> None:  # type: ignore[no-untyped-def]
+    conn = connect(env)
+    verified_event(env, conn)
+    bridge = env["lab"].bridge
+    bridge.pause()
+    try:
+        assert event(conn, {"away": 1}) == 202  # the message waits in the WAL (the slot keeps it)
+        time.sleep(0.2)
+        assert drain(env) == []
+    finally:
+        bridge.resume()
+    assert [m["away"] for m in wait_for_queue(env, 1)] == [1]
+    bridge.pause()  # a new link starts from the slot, which the relay advanced: nothing twice
+    bridge.resume()
+    assert event(conn, {"away": 2}) == 202
+    assert env["lab"].wait_idle(10)
+    assert [m["away"] for m in drain(env)] == [2]
+    conn.close()
+
+
+def test_without_pg_walinspect_verified_events_go_through_the_outbox(env) -> None:  # type: ignore[no-untyped-def]
+    conn = connect(env)
+    verdicts = env["lab"].bridge.links["bridge-db"].verdicts
+    verdicts.transport = "dblink"
+    verdicts.clear()
+    try:
+        for i in range(2):
+            assert event(conn, {"dblink": i}) == 202
+            assert env["lab"].wait_idle(10)
+        assert "dblink\tto-queue\t\t" in verdict_lines(env)
+        rows = outbox_rows(env, '{"dblink": %')
+        # the first waited for the agent's verdict, the second did not; neither used the WAL
+        assert [(r[1], r[2], r[3]) for r in rows] == [(False, True, "done"), (False, False, "done")]
+        assert sorted(m["dblink"] for m in drain(env)) == [0, 1]
+    finally:
+        verdicts.transport = "wal"
+        verdicts.clear()
+    conn.close()
+
+
+def test_drop_database_is_not_blocked_by_the_agent(env) -> None:  # type: ignore[no-untyped-def]
+    with env["admin"].cursor() as cur:
+        cur.execute("CREATE DATABASE scratch")
+    scratch = connect(env, dbname="scratch")
+    with scratch.cursor() as cur:
+        cur.execute("CREATE EXTENSION aws_lambda CASCADE")
+    for i in range(2):
+        assert event(scratch, {"scratch": i}) == 202
+        assert env["lab"].wait_idle(10)
+    scratch.close()
+    with env["admin"].cursor() as cur:
+        cur.execute("DROP DATABASE scratch")  # the agent reads the WAL from rdsadmin only
+    assert sorted(m["scratch"] for m in drain(env)) == [0, 1]
+
+
+def test_events_in_the_wal_survive_a_reboot(env) -> None:  # type: ignore[no-untyped-def]
+    conn = connect(env)
+    verified_event(env, conn)
+    rds, bridge = boto3.client("rds"), env["lab"].bridge
+    bridge.pause()
+    try:
+        assert event(conn, {"reboot": 1}) == 202
+        conn.close()
+        env["admin"].close()
+        rds.reboot_db_instance(DBInstanceIdentifier="bridge-db")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            db = rds.describe_db_instances(DBInstanceIdentifier="bridge-db")["DBInstances"][0]
+            if db["DBInstanceStatus"] == "available":
+                break
+            time.sleep(0.1)
+    finally:
+        bridge.resume()
+    env["admin"] = connect(env)
+    assert [m["reboot"] for m in wait_for_queue(env, 1)] == [1]

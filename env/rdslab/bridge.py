@@ -1,8 +1,10 @@
 """The bridge room: carries ``aws_lambda.invoke`` from SQL to Lambda and back.
 
 Inside each server, the extension writes a request row into ``rdsadmin.lab.invocations``
-through a loopback dblink connection (committed at once) and NOTIFYs ``rdslab_invoke``. This
-agent, a thread of the lab process, LISTENs on every server, claims rows with
+through a loopback dblink connection (committed at once) and NOTIFYs ``rdslab_invoke``; an
+Event whose access is already verified travels in the WAL instead (``bridge_wal``) and is
+relayed into the same table. This agent, a thread of the lab process, LISTENs on every server,
+claims rows with
 ``FOR UPDATE SKIP LOCKED`` (which also drains a backlog after a restart), checks access the way
 AWS would (``rdslab.access``: role, trust, policy, network path), calls the Lambda runtime
 in-process, writes the answer and NOTIFYs the waiting session's reply channel.
@@ -24,7 +26,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import outbox
-from .bridge_request import InvokeFailure, Request, api_failed, resolve_function
+from .bridge_request import (
+    InvokeFailure,
+    Request,
+    api_failed,
+    invoke_over_http,
+    resolve_function,
+)
+from .bridge_wal import Verdicts, WalRelay
 from .databases import DatabaseManager, DbServer
 
 log = logging.getLogger("rdslab.bridge")
@@ -56,13 +65,17 @@ class _ServerLink:
             cur.execute("SET application_name = 'rdslab-agent'")
         self.write_lock = threading.Lock()
         self.completed = 0
-        self.known_ok: set[tuple[str, str, str]] = set()  # rows this link put in lab.access_ok
+        relay = server.admin_connect("rdsadmin")
+        with relay.cursor() as cur:
+            cur.execute("SET application_name = 'rdslab-agent'")
+        self.wal = WalRelay(relay)
+        self.verdicts = Verdicts(relay, self.wal.lock, "wal" if self.wal.supported else "dblink")
 
     def fileno(self) -> int:
         return int(self.listen.fileno())
 
     def close(self) -> None:
-        for conn in (self.listen, self.write):
+        for conn in (self.listen, self.write, self.wal.conn):
             try:
                 conn.close()
             except Exception:  # noqa: BLE001
@@ -107,8 +120,11 @@ class Bridge:
         elif what in {"stopping", "deleted"}:
             self._drop(server.identifier)
 
-    def _drop(self, identifier: str) -> None:
+    def _drop(self, identifier: str, only: _ServerLink | None = None) -> None:
+        """Forget the link to a server (``only``: unless it has been replaced meanwhile)."""
         with self._lock:
+            if only is not None and self.links.get(identifier) is not only:
+                return
             link = self.links.pop(identifier, None)
         if link is not None:
             link.close()
@@ -142,9 +158,12 @@ class Bridge:
                     link.listen.poll()
                     link.listen.notifies.clear()
                     self._claim(link)
+                    if link.wal.relay():  # Event requests that came through the WAL
+                        self._claim(link)
                 except Exception:  # noqa: BLE001 - the server went away; drop the link
                     if not self._stop.is_set():
-                        self._drop(link.server.identifier)
+                        log.debug("dropping link to %s", link.server.identifier, exc_info=True)
+                        self._drop(link.server.identifier, only=link)
 
     def _claim(self, link: _ServerLink) -> None:
         with link.write_lock, link.write.cursor() as cur:
@@ -164,13 +183,14 @@ class Bridge:
                 self._inflight -= 1
 
     def _handle_one(self, link: _ServerLink, req: Request) -> None:
-        fast_ok = False
         arn = None
+        accepted = False
+        generation = link.verdicts.generation  # a verdict is only kept if nothing changed since
         try:
             arn, region, qualifier = resolve_function(req.function_name, req.region, req.qualifier)
             self._check_access(link.server, arn, qualifier, req)
-            fast_ok = True
             result = self._invoke(req, arn, region, qualifier)
+            accepted = True
             if result.function_error:
                 raise InvokeFailure(
                     "lambda invocation failed",
@@ -185,7 +205,6 @@ class Bridge:
                 req,
                 "done",
                 arn,
-                fast_ok,
                 result.status_code,
                 payload,
                 result.executed_version,
@@ -199,7 +218,6 @@ class Bridge:
                 req,
                 "failed",
                 arn,
-                fast_ok,
                 None,
                 None,
                 None,
@@ -214,7 +232,6 @@ class Bridge:
                 req,
                 "failed",
                 arn,
-                False,
                 None,
                 None,
                 None,
@@ -222,6 +239,15 @@ class Bridge:
                 "invoke API failed",
                 f"AWS Lambda client returned '{exc}'.",
             )
+        if accepted:
+            # Lambda accepted the call (the function exists and the caller may reach it): the
+            # next Event invokes of this function may skip the agent until something changes
+            try:
+                link.verdicts.add(
+                    (req.function_name, req.region or "", req.qualifier or ""), generation
+                )
+            except Exception:  # noqa: BLE001 - server gone: nothing to remember there
+                log.debug("could not record verdict", exc_info=True)
 
     def _check_access(
         self, server: DbServer, arn: str, qualifier: str | None, req: Request
@@ -249,7 +275,7 @@ class Bridge:
         payload = (req.payload or "").encode()
         try:
             if req.endpoint_override:
-                return self._invoke_http(req, payload, context, region, qualifier)
+                return invoke_over_http(req, payload, context, region, qualifier)
             return self.lab.runtime.invoke(
                 arn,
                 payload,
@@ -262,48 +288,12 @@ class Bridge:
         except LambdaApiError as err:
             raise api_failed(err.message) from err
 
-    def _invoke_http(
-        self, req: Request, payload: bytes, context: str | None, region: str, qualifier: str | None
-    ) -> Any:
-        """``aws_lambda.endpoint_override`` set: call that endpoint over HTTP like RDS would."""
-        import boto3
-        from botocore.exceptions import ClientError, EndpointConnectionError
-
-        from .runtime import InvokeResult
-
-        client = boto3.client("lambda", region_name=region, endpoint_url=req.endpoint_override)
-        kwargs: dict[str, Any] = {
-            "FunctionName": req.function_name,
-            "Payload": payload,
-            "InvocationType": req.invocation_type,
-            "LogType": req.log_type,
-        }
-        if context:
-            kwargs["ClientContext"] = context
-        if qualifier and ":" not in req.function_name:
-            kwargs["Qualifier"] = qualifier
-        try:
-            resp = client.invoke(**kwargs)
-        except EndpointConnectionError as exc:
-            raise api_failed("Unable to connect to endpoint") from exc
-        except ClientError as exc:
-            raise api_failed(exc.response["Error"].get("Message", str(exc))) from exc
-        return InvokeResult(
-            status_code=resp["StatusCode"],
-            payload=resp["Payload"].read(),
-            function_error=resp.get("FunctionError"),
-            executed_version=resp.get("ExecutedVersion"),
-            log_result=resp.get("LogResult"),
-            request_id=resp["ResponseMetadata"]["RequestId"],
-        )
-
     def _reply(
         self,
         link: _ServerLink,
         req: Request,
         state: str,
         arn: str | None,
-        fast_ok: bool,
         status: int | None,
         payload: str | None,
         version: str | None,
@@ -330,12 +320,6 @@ class Bridge:
             req.backend_pid,
             str(req.id),
         ]
-        if fast_ok:
-            sql += (
-                " INSERT INTO lab.access_ok (function_name, region, qualifier)"
-                " VALUES (%s, coalesce(%s, ''), coalesce(%s, '')) ON CONFLICT DO NOTHING;"
-            )
-            params += [req.function_name, req.region, req.qualifier]
         try:
             with link.write_lock, link.write.cursor() as cur:
                 cur.execute(sql, params)
@@ -354,6 +338,13 @@ class Bridge:
         """Wait until every request written by SQL has been handed to Lambda (True) or the
         timeout passes (False). Async invocations may still be running: see runtime.wait_idle."""
         deadline = time.monotonic() + timeout
+        with self._lock:
+            links = list(self.links.values())
+        for link in links:  # Event requests still in the WAL first go to the outbox
+            try:
+                link.wal.catch_up(max(0.0, deadline - time.monotonic()))
+            except Exception:  # noqa: BLE001 - a server that went away has nothing pending
+                continue
         while time.monotonic() < deadline:
             with self._inflight_lock:
                 busy = self._inflight > 0
@@ -378,13 +369,17 @@ class Bridge:
         with self._lock:
             links = list(self.links.values())
         for link in links:
-            link.known_ok.clear()
-        outbox.execute_on_all(links, "DELETE FROM lab.access_ok")
+            link.verdicts.clear()
 
     def log(self, db_instance_identifier: str, limit: int = 50) -> Any:
         """The invocation log of one DB instance, newest last (a pandas DataFrame)."""
         columns = [*outbox.LOG_COLUMNS, "error_message", "error_detail", "completed_at"]
         link = self.links.get(db_instance_identifier)
+        if link is not None:
+            try:  # Event requests still in the WAL belong in the log too
+                link.wal.catch_up()
+            except Exception:  # noqa: BLE001 - the server went away: show what is there
+                pass
         return outbox.log_frame(link, "lab.invocations", columns, limit)
 
     def shutdown(self) -> None:
@@ -398,35 +393,13 @@ class Bridge:
         os.close(self._wake_w)
 
 
-def _install_invalidation(bridge: Bridge) -> None:
-    """Empty the access cache after every call that changes IAM, EC2, RDS or Lambda state."""
-    from moto.core import responses as core_responses
-
-    base = core_responses.BaseResponse
-    if getattr(base.call_action, "_rdslab_bridge", False):
-        base.call_action._rdslab_bridge_target[0] = bridge  # type: ignore[attr-defined]
-        return
-    original = base.call_action
-    target: list[Bridge] = [bridge]
-    watched = {"iam", "ec2", "rds", "lambda", "sts"}
-
-    def call_action(self: Any) -> Any:
-        result = original(self)
-        action = self._get_action() if hasattr(self, "_get_action") else ""
-        service = getattr(self, "service_name", "") or ""
-        if service in watched and not action.startswith(("Describe", "Get", "List")):
-            target[0].invalidate_access()
-        return result
-
-    call_action._rdslab_bridge = True  # type: ignore[attr-defined]
-    call_action._rdslab_bridge_target = target  # type: ignore[attr-defined]
-    base.call_action = call_action  # type: ignore[method-assign]
-
-
 def install(lab: Any) -> Bridge:
     databases = getattr(lab, "databases", None)
     if databases is None:
         raise RuntimeError("the bridge needs the databases room")
     bridge = Bridge(lab, databases)
-    _install_invalidation(bridge)
+    outbox.on_state_change("bridge", bridge.invalidate_access)
+    runtime = getattr(lab, "runtime", None)
+    if runtime is not None:
+        runtime.upstream.append(bridge.wait_idle)
     return bridge

@@ -2,12 +2,14 @@
 
 ``resolve_function`` turns what SQL passed (name, full or partial ARN, ``name:qualifier``, the
 ``region`` and ``qualifier`` arguments) into the function ARN Lambda would resolve, raising the
-errors RDS and Lambda raise for conflicts.
+errors RDS and Lambda raise for conflicts; ``invoke_over_http`` calls the endpoint named by
+``aws_lambda.endpoint_override`` as RDS would.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from . import config
 
@@ -81,4 +83,40 @@ def resolve_function(
         f"arn:aws:lambda:{use_region}:{account}:function:{fn}",
         use_region,
         name_qualifier or qualifier,
+    )
+
+
+def invoke_over_http(
+    req: Request, payload: bytes, context: str | None, region: str, qualifier: str | None
+) -> Any:
+    """``aws_lambda.endpoint_override`` set: call that endpoint over HTTP like RDS would."""
+    import boto3
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    from .runtime import InvokeResult
+
+    client = boto3.client("lambda", region_name=region, endpoint_url=req.endpoint_override)
+    kwargs: dict[str, Any] = {
+        "FunctionName": req.function_name,
+        "Payload": payload,
+        "InvocationType": req.invocation_type,
+        "LogType": req.log_type,
+    }
+    if context:
+        kwargs["ClientContext"] = context
+    if qualifier and ":" not in req.function_name:
+        kwargs["Qualifier"] = qualifier
+    try:
+        resp = client.invoke(**kwargs)
+    except EndpointConnectionError as exc:
+        raise api_failed("Unable to connect to endpoint") from exc
+    except ClientError as exc:
+        raise api_failed(exc.response["Error"].get("Message", str(exc))) from exc
+    return InvokeResult(
+        status_code=resp["StatusCode"],
+        payload=resp["Payload"].read(),
+        function_error=resp.get("FunctionError"),
+        executed_version=resp.get("ExecutedVersion"),
+        log_result=resp.get("LogResult"),
+        request_id=resp["ResponseMetadata"]["RequestId"],
     )

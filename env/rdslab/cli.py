@@ -124,6 +124,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         binaries = pgbin.find()
         line(True, f"PostgreSQL {binaries.version} ({binaries.source}) in {binaries.bindir}")
         line((binaries.pkglibdir / "dblink.so").exists(), "dblink (contrib) is available")
+        walinspect = (binaries.pkglibdir / "pg_walinspect.so").exists()
+        print(
+            f"[{'ok' if walinspect else '--'}] pg_walinspect (contrib) "
+            + (
+                "is available: Event invokes take the WAL fast path"
+                if walinspect
+                else "is missing (PostgreSQL < 15?): Event invokes go through the outbox, slower"
+            )
+        )
         installed = all((binaries.extension_dir / n).exists() for n in databases.EXTENSION_FILES)
         writable = os.access(binaries.extension_dir, os.W_OK)
         line(

@@ -1,10 +1,11 @@
 """Helpers shared by the two SQL->Lambda agents (PostgreSQL ``bridge``, MariaDB ``mysql.agent``):
 each keeps, per server, a link with a ``write`` connection guarded by ``write_lock``, and an
-outbox table that doubles as the invocation log."""
+outbox table that doubles as the invocation log; each caches verified access paths, which
+``on_state_change`` (one hook on moto's request dispatch for both) tells them to forget."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 LOG_COLUMNS = [
@@ -40,3 +41,32 @@ def log_frame(link: Any, table: str, columns: list[str], limit: int) -> Any:
         cur.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY id DESC LIMIT %s", (limit,))
         rows = list(cur.fetchall())
     return pd.DataFrame(list(reversed(rows)), columns=columns)
+
+
+# services whose mutating calls may change whether a DB server can reach a function
+WATCHED = {"iam", "ec2", "rds", "lambda", "sts"}
+_callbacks: dict[str, Callable[[], None]] = {}
+
+
+def on_state_change(name: str, callback: Callable[[], None]) -> None:
+    """Call ``callback`` after every IAM, EC2, RDS, Lambda or STS call that is not a Describe,
+    Get or List. ``name`` keeps one callback per agent: a new lab replaces the previous one's."""
+    from moto.core import responses as core_responses
+
+    _callbacks[name] = callback
+    base = core_responses.BaseResponse
+    if getattr(base.call_action, "_rdslab_outbox", False):
+        return
+    original = base.call_action
+
+    def call_action(self: Any) -> Any:
+        result = original(self)
+        action = self._get_action() if hasattr(self, "_get_action") else ""
+        service = getattr(self, "service_name", "") or ""
+        if service in WATCHED and not action.startswith(("Describe", "Get", "List")):
+            for forget in list(_callbacks.values()):
+                forget()
+        return result
+
+    call_action._rdslab_outbox = True  # type: ignore[attr-defined]
+    base.call_action = call_action  # type: ignore[method-assign]

@@ -58,17 +58,22 @@ CREATE TABLE lab.invocations (
     log_result       text,
     error_message    text,
     error_detail     text,
-    completed_at     timestamptz
+    completed_at     timestamptz,
+    wal_lsn          pg_lsn UNIQUE                      -- Event requests relayed from the WAL
 )
 ;;
 CREATE INDEX invocations_pending ON lab.invocations (id) WHERE state = 'pending'
 ;;
--- Verdicts of the IAM/network checks for (database, function) that let an Event invoke return
--- 202 without a round trip to the agent. The lab empties it whenever IAM, EC2, RDS or Lambda
--- state changes.
-CREATE TABLE lab.access_ok (
-    function_name text NOT NULL,
-    region        text NOT NULL DEFAULT '',
-    qualifier     text NOT NULL DEFAULT '',
-    PRIMARY KEY (function_name, region, qualifier)
-)
+-- The Event fast path (see rdslab/bridge_wal.py): Event requests travel as non-transactional
+-- logical decoding messages in the WAL, which the agent reads with pg_walinspect from here
+-- (WAL is cluster-wide: one reader sees every database). The physical slot keeps that WAL
+-- until the agent has relayed it into lab.invocations.
+DO $$
+BEGIN
+    CREATE EXTENSION IF NOT EXISTS pg_walinspect;
+    PERFORM pg_create_physical_replication_slot('rdslab_bridge', true);
+EXCEPTION WHEN OTHERS THEN
+    -- PostgreSQL < 15 has no pg_walinspect: verified Events then go through the outbox (and
+    -- no slot keeps WAL that nobody reads)
+    RAISE NOTICE 'pg_walinspect is not available: %', SQLERRM;
+END $$

@@ -102,4 +102,8 @@ class AuroraMySQLRoom:
 
 def install(lab: Any) -> AuroraMySQLRoom:
     """Wire the room into moto's RDS API; MariaDB itself is looked for at the first create."""
-    return AuroraMySQLRoom(lab)
+    room = AuroraMySQLRoom(lab)
+    runtime = getattr(lab, "runtime", None)
+    if runtime is not None:
+        runtime.upstream.append(room.wait_idle)
+    return room

@@ -26,7 +26,7 @@ from typing import Any
 from moto.rds import models as rds_models
 from moto.rds.exceptions import InvalidParameterCombination, InvalidParameterValue, RDSClientError
 
-from .. import rdsapi
+from .. import outbox, rdsapi
 from . import iam
 from .agent import Agent
 from .binaries import MySQLBinariesError
@@ -232,29 +232,6 @@ def _patch_members() -> None:
     rds_models.DBCluster.db_cluster_members = property(db_cluster_members)  # type: ignore[method-assign,assignment]
 
 
-def _install_invalidation() -> None:
-    """Empty the agent's cache of verified paths after every call that changes state."""
-    from moto.core import responses as core_responses
-
-    base = core_responses.BaseResponse
-    if getattr(base.call_action, MARK, False):
-        return
-    original = base.call_action
-    watched = {"iam", "ec2", "rds", "lambda", "sts"}
-
-    def call_action(self: Any) -> Any:
-        result = original(self)
-        action = self._get_action() if hasattr(self, "_get_action") else ""
-        service = getattr(self, "service_name", "") or ""
-        agent = _state.get("agent")
-        if agent and service in watched and not action.startswith(("Describe", "Get", "List")):
-            agent.invalidate_access()
-        return result
-
-    setattr(call_action, MARK, True)
-    base.call_action = call_action  # type: ignore[method-assign]
-
-
 def install(manager: MySQLManager, agent: Agent) -> None:
     _state["manager"], _state["agent"] = manager, agent
     rdsapi._patch_models()  # Endpoint = 127.0.0.1 for instances with a lab server
@@ -269,4 +246,4 @@ def install(manager: MySQLManager, agent: Agent) -> None:
     _wrap(backend, "delete_db_instance", _delete_db_instance)
     _wrap(backend, "modify_db_cluster_parameter_group", _modify_cluster_group)
     _patch_members()
-    _install_invalidation()
+    outbox.on_state_change("mysql", agent.invalidate_access)

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,9 @@ class LambdaRuntime:
         self._records_lock = threading.Lock()
         self.queue = AsyncQueue(self.invoker, self.destinations, self._record, async_threads)
         self._stopped = False
+        # wait_idle of the rooms that hand Event invokes from SQL to Lambda (the SQL bridges):
+        # an Event that returned 202 in SQL counts as queued here, as it does on AWS
+        self.upstream: list[Callable[[float], bool]] = []
 
     # ------------------------------------------------------------------ the Invoke API
     def invoke(
@@ -247,8 +251,13 @@ class LambdaRuntime:
         return self.queue.drain(timeout)
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
-        """True once no asynchronous event is queued or running (within ``timeout``)."""
-        return self.queue.drain(timeout) == 0
+        """True once no asynchronous event is queued or running (within ``timeout``),
+        including Event invokes that SQL has made and the lab has not yet handed over."""
+        deadline = time.monotonic() + timeout
+        ok = True
+        for wait in list(self.upstream):
+            ok = bool(wait(max(0.0, deadline - time.monotonic()))) and ok
+        return self.queue.drain(max(0.0, deadline - time.monotonic())) == 0 and ok
 
     # ------------------------------------------------------------------ lifecycle
     def reset(self) -> None:
