@@ -3,8 +3,8 @@
 * ``startup``: lab start and create-instance-to-available, against a bare ``initdb`` + start
   of the same PostgreSQL binaries.
 * ``invoke``: SQL ``aws_lambda.invoke`` (sync) against a boto3 ``invoke`` of the same function;
-  inserts/s into a table with an ``Event`` trigger against the same table without one; cold
-  against warm invokes.
+  inserts/s into a table with an ``Event`` trigger against the same table without one (the two
+  take turns in rounds, each from an idle lab); cold against warm invokes.
 * ``events``: time from ``reboot_db_instance`` to a handler receiving the event (SNS and
   EventBridge), see ``rdslab.events.bench``.
 """
