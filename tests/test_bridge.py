@@ -798,6 +798,45 @@ def test_drop_database_is_not_blocked_by_the_agent(env) -> None:  # type: ignore
     assert sorted(m["scratch"] for m in drain(env)) == [0, 1]
 
 
+def test_a_latin1_database_and_a_stray_message_do_not_stop_the_relay(env) -> None:  # type: ignore[no-untyped-def]
+    drain(env)
+    with env["admin"].cursor() as cur:
+        cur.execute(
+            "CREATE DATABASE latin TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'"
+        )
+    latin = connect(env, dbname="latin")
+    with latin.cursor() as cur:
+        cur.execute("CREATE EXTENSION aws_lambda CASCADE")
+    server = env["lab"].databases.get("bridge-db")
+    superuser = server.admin_connect("latin")
+    with superuser.cursor() as cur:  # a message with our prefix that the extension did not write
+        cur.execute("SELECT pg_logical_emit_message(false, 'rdslab_invoke', 'not a request')")
+    superuser.close()
+    for i in range(2):  # the second one travels in the WAL, in LATIN1
+        assert event(latin, {"name": "Zoë", "i": i}) == 202
+        assert env["lab"].wait_idle(10)
+    got = sorted(drain(env), key=lambda m: m["i"])
+    assert got == [{"name": "Zoë", "i": 0}, {"name": "Zoë", "i": 1}]
+    assert outbox_rows(env, '%"i": 1}')[0][1] is True  # (relayed from the WAL)
+    latin.close()
+    with env["admin"].cursor() as cur:
+        cur.execute("DROP DATABASE latin")
+
+
+def test_an_endpoint_override_always_goes_through_the_agent(env) -> None:  # type: ignore[no-untyped-def]
+    conn = connect(env)
+    verified_event(env, conn)
+    with conn.cursor() as cur:
+        cur.execute("SET aws_lambda.endpoint_override = 'http://127.0.0.1:9'")  # nothing listens
+    err = sql_error(
+        conn,
+        """SELECT * FROM aws_lambda.invoke('to-queue', '{"override": 1}'::json, invocation_type => 'Event')""",
+    )
+    assert err.diag.message_primary == "invoke API failed"
+    assert "Unable to connect to endpoint" in err.diag.message_detail
+    conn.close()
+
+
 def test_events_in_the_wal_survive_a_reboot(env) -> None:  # type: ignore[no-untyped-def]
     conn = connect(env)
     verified_event(env, conn)

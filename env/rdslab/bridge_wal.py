@@ -25,45 +25,73 @@ changes, so a revoked permission is seen by the very next invoke.
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
 from typing import Any
 
 import psycopg2.errors
+from psycopg2.extras import execute_values
 
 SLOT = "rdslab_bridge"
-PREFIX = "rdslab_invoke"
+log = logging.getLogger("rdslab.bridge")
 
-# One statement: read the records between the cursor and the flush point, decode our messages
-# (pg_walinspect describes them as 'non-transactional, prefix "rdslab_invoke"; payload (N
-# bytes): 7B 22 ...'), insert them as pending outbox rows, and say how far the records went.
-RELAY_SQL = r"""
+# Read the records between the cursor and the flush point; return how far they went and our
+# messages (pg_walinspect describes them as 'non-transactional, prefix "rdslab_invoke"; payload
+# (N bytes): 7B 22 ...'). They are parsed in Python, so that no message can stop the relay.
+READ_SQL = r"""
 WITH r AS MATERIALIZED (
     SELECT start_lsn, end_lsn, resource_manager, description
-      FROM pg_get_wal_records_info(%(since)s::pg_lsn, %(until)s::pg_lsn)),
-m AS (
-    SELECT start_lsn, convert_from(decode(replace(
-               substr(description, strpos(description, '): ') + 3), ' ', ''), 'hex'), 'UTF8') AS body
-      FROM r
-     WHERE resource_manager = 'LogicalMessage'
-       AND description LIKE 'non-transactional, prefix "rdslab\_invoke";%%'),
-p AS (
-    SELECT start_lsn, split_part(body, E'\n', 1)::json AS h,
-           substr(body, strpos(body, E'\n') + 1) AS payload
-      FROM m),
-ins AS (
-    INSERT INTO lab.invocations (wal_lsn, function_name, region, qualifier, invocation_type,
-        log_type, client_context, database_name, user_name, backend_pid, connect_timeout_ms,
-        endpoint_override, payload, waiting)
-    SELECT start_lsn, h->>0, h->>1, h->>2, 'Event', h->>3, h->>4, h->>5, h->>6,
-           (h->>7)::int, (h->>8)::int, h->>9, payload, false
-      FROM p
-    ON CONFLICT (wal_lsn) DO NOTHING
-    RETURNING id)
-SELECT (SELECT max(end_lsn)::text FROM r), n,
-       CASE WHEN n > 0 THEN pg_notify('rdslab_invoke', 'wal') END  -- wake the agent's claim
-  FROM (SELECT count(*) AS n FROM ins) c
+      FROM pg_get_wal_records_info(%(since)s::pg_lsn, %(until)s::pg_lsn))
+SELECT (SELECT max(end_lsn)::text FROM r),
+       (SELECT array_agg(start_lsn::text || ' ' || substr(description, strpos(description, '): ') + 3)
+                         ORDER BY start_lsn)
+          FROM r
+         WHERE resource_manager = 'LogicalMessage'
+           AND description LIKE 'non-transactional, prefix "rdslab\_invoke";%%')
 """
+INSERT_SQL = """
+INSERT INTO lab.invocations (wal_lsn, function_name, region, qualifier, log_type,
+    client_context, database_name, user_name, backend_pid, connect_timeout_ms,
+    endpoint_override, payload, invocation_type, waiting)
+VALUES %s
+ON CONFLICT (wal_lsn) DO NOTHING
+"""
+COLUMNS = 11  # header fields written by rdslab_bridge.call, the encoding first
+
+# PostgreSQL encoding names -> Python codecs (a learner's database may not be UTF8)
+CODECS = {"UTF8": "utf-8", "SQL_ASCII": "latin-1", "LATIN1": "latin-1", "WIN1252": "cp1252"}
+
+
+def parse_message(start_lsn: str, hexdump: str) -> tuple[Any, ...] | None:
+    """One message as an outbox row, or None (logged) if it is not one the extension wrote:
+    ``[encoding, function, region, qualifier, log_type, client_context, database, user, pid,
+    connect_timeout_ms, endpoint_override]`` as JSON, a newline, then the payload."""
+    try:
+        data = bytes.fromhex(hexdump)
+        head, newline, body = data.partition(b"\n")
+        encoding = json.loads(head.decode("latin-1"))[0]  # the first field is plain ASCII
+        codec = CODECS.get(str(encoding).upper(), str(encoding))
+        try:
+            fields = json.loads(head.decode(codec, "replace"))
+            payload = body.decode(codec, "replace")
+        except LookupError:
+            fields = json.loads(head.decode("utf-8", "replace"))
+            payload = body.decode("utf-8", "replace")
+        texts = [fields[i] for i in (1, 2, 3, 4, 5, 6, 7, 10)]
+        if (
+            not newline
+            or len(fields) != COLUMNS
+            or not all(t is None or isinstance(t, str) for t in texts)
+            or not all(isinstance(fields[i], int) for i in (8, 9))
+            or not fields[1]
+        ):
+            raise ValueError("not the extension's format")
+        return (start_lsn, *fields[1:], payload.replace("\x00", ""), "Event", False)
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
+        log.warning("ignoring a malformed Event message at %s: %s", start_lsn, exc)
+        return None
 
 
 def lsn(text: str | None) -> int:
@@ -123,7 +151,7 @@ class WalRelay:
         added = 0
         if flushed > self.cursor:
             try:
-                cur.execute(RELAY_SQL, {"since": lsn_text(self.cursor), "until": lsn_text(flushed)})
+                cur.execute(READ_SQL, {"since": lsn_text(self.cursor), "until": lsn_text(flushed)})
             except psycopg2.errors.InternalError as err:
                 # no complete record yet between the cursor and the flush point (the next one
                 # is still being flushed): nothing to relay on this pass
@@ -131,7 +159,13 @@ class WalRelay:
                     raise
                 self.relayed_to = max(self.relayed_to, flushed)
                 return 0
-            end, added, _ = cur.fetchone()
+            end, messages = cur.fetchone()
+            rows = [parse_message(*m.split(" ", 1)) for m in messages or []]
+            rows = [r for r in rows if r is not None]
+            if rows:
+                execute_values(cur, INSERT_SQL, rows)
+                added = cur.rowcount
+                cur.execute("NOTIFY rdslab_invoke")  # wake the agent's claim
             if end and lsn(end) > self.cursor:
                 self.cursor = lsn(end)
                 cur.execute(
@@ -196,7 +230,11 @@ class Verdicts:
     def _publish(self, timeout: float = 2.0) -> None:
         wanted = self.value()
         with self.lock, self.conn.cursor() as cur:
+            # PostgreSQL 15 lets ALTER SYSTEM set a custom setting only if this session knows
+            # it; the RESET leaves the session to follow the file, as every other session does
+            cur.execute(f"SET {self.SETTING} = ''")
             cur.execute(f"ALTER SYSTEM SET {self.SETTING} = %s", (wanted,))
+            cur.execute(f"RESET {self.SETTING}")
             cur.execute("SELECT pg_reload_conf()")
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:

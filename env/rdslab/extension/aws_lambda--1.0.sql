@@ -92,11 +92,13 @@ LANGUAGE plpgsql AS $$
 BEGIN
     IF invocation_type = 'Event' AND log_type IN ('None', 'Tail')
        AND octet_length(body) <= 1048576
+       AND coalesce(current_setting('aws_lambda.endpoint_override', true), '') = ''
        AND strpos(current_setting('rdslab.lambda_access', true), '|wal' || E'\t' || fn
                   || E'\t' || coalesce(region, '') || E'\t' || coalesce(qualifier, '') || '|') > 0
     THEN
         PERFORM pg_logical_emit_message(false, 'rdslab_invoke',
-            json_build_array(fn, region, qualifier, log_type, context, current_database(),
+            json_build_array(current_setting('server_encoding'), fn, region, qualifier, log_type,
+                context, current_database(),
                 session_user, pg_backend_pid(),
                 coalesce(nullif(current_setting('aws_lambda.connect_timeout_ms', true), '')::int, 1000),
                 current_setting('aws_lambda.endpoint_override', true))::text
