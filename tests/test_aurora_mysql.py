@@ -195,6 +195,19 @@ def env(lab: Any) -> Any:
             }
         ),
     )["Role"]["Arn"]
+    iam.put_role_policy(  # what the handlers do with the execution role's credentials
+        RoleName="amy-exec",
+        PolicyName="handlers",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"},
+                    {"Effect": "Allow", "Action": "sns:Publish", "Resource": topic},
+                ],
+            }
+        ),
+    )
     for name, source in HANDLERS.items():
         lam.create_function(
             FunctionName=name,

@@ -93,6 +93,27 @@ def env(lab):  # type: ignore[no-untyped-def]
             }
         ),
     )["Role"]["Arn"]
+    iam.put_role_policy(  # what the handlers do with the execution role's credentials
+        RoleName="bridge-test-exec",
+        PolicyName="handlers",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "ses:SendEmail",
+                        "Resource": "arn:aws:ses:us-east-1:123456789012:identity/welcome@example.com",
+                    },
+                    {
+                        "Effect": "Allow",
+                        "Action": "sqs:SendMessage",
+                        "Resource": "arn:aws:sqs:us-east-1:123456789012:bridge-test-queue",
+                    },
+                ],
+            }
+        ),
+    )
     for name, source in HANDLERS.items():
         lam.create_function(
             FunctionName=name,

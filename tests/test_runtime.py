@@ -168,9 +168,26 @@ def lambda_handler(event, context):
     assert out["who"].endswith(f"/{name}")
 
 
-def test_handler_boto3_reaches_ses(lam, deploy):
+def test_handler_boto3_reaches_ses(lam, deploy, role):
     from moto.ses.models import ses_backends
 
+    # the handler's calls are made with its execution role's credentials: the role must allow them
+    boto3.client("iam").put_role_policy(
+        RoleName=role.split("/")[-1],
+        PolicyName="send-alerts",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["ses:VerifyEmailIdentity", "ses:SendEmail"],
+                        "Resource": "*",
+                    }
+                ],
+            }
+        ),
+    )
     name = deploy(
         """
 import boto3

@@ -17,7 +17,7 @@ import threading
 from typing import Any
 
 from .. import aws, config
-from . import iam, network, patches, placement
+from . import iam, network, patches, placement, sessions
 from .explain import PathExplanation
 from .model import Hop, Verdict, verdict_of
 
@@ -103,6 +103,7 @@ def install(lab: Any) -> AccessRoom:
     """Patch moto (default VPC, placement fields, parameter tracking, IAM managed policies,
     remove_role_*), complete the state that already exists, and return the room."""
     patches.install_patches()
+    sessions.install()  # role sessions (Lambda handlers) are held to their role's policies
     ec2 = aws.backend("ec2")
     patches.complete_default_vpc(ec2)
     vpc = ec2.get_default_vpc()
