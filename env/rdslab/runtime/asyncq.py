@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import config
-from . import eventconfig
+from . import eventconfig, metrics
 from .api import LambdaApiError
 from .destinations import Destinations, invocation_record
 from .invoke import Execution, Invoker, Target, lambda_storage
@@ -147,6 +147,7 @@ class AsyncQueue:
             event.last_error = (e.http_status, e.message)
             if e.http_status == 429 or e.http_status >= 500 and e.code == "ServiceException":
                 event.throttles += 1
+                metrics.put(target.name, "Throttles", 1)
                 delay = config.TIME.seconds(min(2.0 ** (event.throttles - 1), 300.0))
                 self._reschedule(
                     event, min(delay, max(expires - time.monotonic(), 0.0)), generation
@@ -172,9 +173,10 @@ class AsyncQueue:
         if execution.error_type is None:
             success = (settings.get("DestinationConfig") or {}).get("OnSuccess") or {}
             if success.get("Destination"):
-                self.destinations.send_record(
+                if not self.destinations.send_record(
                     success["Destination"], self._record(event, target, "Success")
-                )
+                ):
+                    metrics.put(target.name, "DestinationDeliveryFailures", 1)
             return True
         if event.attempts <= max_retries:
             delay = config.TIME.seconds(RETRY_DELAYS[min(event.attempts, 2) - 1])
@@ -202,13 +204,19 @@ class AsyncQueue:
         failure = (settings.get("DestinationConfig") or {}).get("OnFailure") or {}
         if failure.get("Destination"):
             record = self._record(event, target, condition)
-            delivered |= self.destinations.send_record(failure["Destination"], record)
+            sent = self.destinations.send_record(failure["Destination"], record)
+            if not sent:
+                metrics.put(target.name, "DestinationDeliveryFailures", 1)
+            delivered |= sent
         dlq = (getattr(target.fn, "dead_letter_config", None) or {}).get("TargetArn")
         if dlq:
             code, message = self._error_of(event)
-            delivered |= self.destinations.send_dead_letter(
+            sent = self.destinations.send_dead_letter(
                 dlq, event.payload, event.request_id, code, message
             )
+            if not sent:
+                metrics.put(target.name, "DeadLetterErrors", 1)
+            delivered |= sent
         if not delivered:
             log.warning(
                 "asynchronous invocation %s of %s discarded (%s after %d attempts) with no "

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config
-from . import logs, policy
+from . import logs, metrics, policy
 from .api import InvokeResult, LambdaApiError
 from .asyncq import AsyncEvent, AsyncQueue
 from .destinations import Destinations
@@ -130,7 +130,12 @@ class LambdaRuntime:
         if invocation_type == "Event":
             self._queue(target, payload, request_id)
             return InvokeResult(202, b"", None, None, None, request_id)
-        self.invoker.check_concurrency(target)
+        try:
+            self.invoker.check_concurrency(target)
+        except LambdaApiError as err:
+            if err.http_status == 429:
+                metrics.put(target.name, "Throttles", 1)
+            raise
         ex = self.invoker.execute(target, payload, request_id, client_context)
         row = self._row(target, "RequestResponse", 200, request_id)
         row.update(
@@ -228,6 +233,7 @@ class LambdaRuntime:
         row = {"time": datetime.now(UTC), **row}
         with self._records_lock:
             self._records.append(row)
+        metrics.from_row(row)
 
     def invocations(self) -> list[dict[str, Any]]:
         """Recent invocation records (newest last): time, function, version, type, status,
