@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 import rdslab
+from iamdocs import trust
 from rdslab import aws
 from rdslab.events.delivery import policy_allows
 
@@ -166,19 +167,7 @@ def make_function(clients: dict[str, Any], name: str | None = None) -> tuple[str
     try:
         role = iam.get_role(RoleName=role_name)["Role"]["Arn"]
     except iam.exceptions.NoSuchEntityException:
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "lambda.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-        role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))[
-            "Role"
-        ]["Arn"]
+        role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=trust())["Role"]["Arn"]
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("handler.py", "def handler(event, context):\n    return event\n")

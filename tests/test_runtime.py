@@ -16,6 +16,7 @@ import psutil
 import pytest
 import rdslab
 from botocore.exceptions import ClientError
+from iamdocs import allow, trust
 from rdslab.runtime import InvokeResult, LambdaApiError, LambdaRuntime
 
 ECHO = """
@@ -45,19 +46,10 @@ def lab():
 
 @pytest.fixture(scope="module")
 def role(lab) -> str:
-    iam = boto3.client("iam")
-    doc = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
     name = f"runtime-test-{uuid.uuid4().hex[:8]}"
-    return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(doc))["Role"]["Arn"]
+    return boto3.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=trust())["Role"][
+        "Arn"
+    ]
 
 
 @pytest.fixture
@@ -175,18 +167,7 @@ def test_handler_boto3_reaches_ses(lam, deploy, role):
     boto3.client("iam").put_role_policy(
         RoleName=role.split("/")[-1],
         PolicyName="send-alerts",
-        PolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Action": ["ses:VerifyEmailIdentity", "ses:SendEmail"],
-                        "Resource": "*",
-                    }
-                ],
-            }
-        ),
+        PolicyDocument=allow(["ses:VerifyEmailIdentity", "ses:SendEmail"]),
     )
     name = deploy(
         """

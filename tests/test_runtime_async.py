@@ -17,6 +17,7 @@ import pytest
 import rdslab
 import requests
 from botocore.exceptions import ClientError
+from iamdocs import trust
 from rdslab import config
 from rdslab.runtime import LambdaApiError, LambdaRuntime
 
@@ -51,19 +52,9 @@ def lab():
 @pytest.fixture(scope="module")
 def role(lab) -> str:
     name = f"runtime-async-{uuid.uuid4().hex[:8]}"
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    return boto3.client("iam").create_role(
-        RoleName=name, AssumeRolePolicyDocument=json.dumps(trust)
-    )["Role"]["Arn"]
+    return boto3.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=trust())["Role"][
+        "Arn"
+    ]
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import zipfile
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from iamdocs import allow, trust
 
 HANDLER = """
 def handler(event, context):
@@ -31,20 +32,10 @@ def sqs(lab):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def role(lab) -> str:  # type: ignore[no-untyped-def]
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
     name = f"metrics-{uuid.uuid4().hex[:8]}"
-    return boto3.client("iam").create_role(
-        RoleName=name, AssumeRolePolicyDocument=json.dumps(trust)
-    )["Role"]["Arn"]
+    return boto3.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=trust())["Role"][
+        "Arn"
+    ]
 
 
 @pytest.fixture
@@ -118,14 +109,7 @@ def test_a_dead_letter_queue_that_is_gone_counts_as_dead_letter_errors(lab, lam,
     boto3.client("iam").put_role_policy(
         RoleName=role.split("/")[-1],
         PolicyName=f"dlq-{uuid.uuid4().hex[:6]}",
-        PolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn}
-                ],
-            }
-        ),
+        PolicyDocument=allow("sqs:SendMessage", queue_arn),
     )
     name = deploy(DeadLetterConfig={"TargetArn": queue_arn})
     lam.put_function_event_invoke_config(
