@@ -844,6 +844,28 @@ def test_a_latin1_database_and_a_stray_message_do_not_stop_the_relay(env) -> Non
         cur.execute("DROP DATABASE latin")
 
 
+def test_a_failing_relay_pass_is_retried_and_loses_nothing(env) -> None:  # type: ignore[no-untyped-def]
+    conn = connect(env)
+    verified_event(env, conn)
+    admin = env["lab"].databases.get("bridge-db").admin_connect("rdsadmin")
+    with admin.cursor() as cur:
+        cur.execute("DROP EXTENSION pg_walinspect")  # every relay pass now fails
+    try:
+        assert event(conn, {"retry": 1}) == 202
+        time.sleep(0.2)
+        assert drain(env) == []
+        assert "bridge-db" in env["lab"].bridge.links  # the agent kept its link
+        assert one(conn, """SELECT status_code FROM aws_lambda.invoke('echo', '{}'::json)""") == (
+            200,
+        )
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("CREATE EXTENSION pg_walinspect")
+        admin.close()
+    assert [m["retry"] for m in wait_for_queue(env, 1)] == [1]
+    conn.close()
+
+
 def test_an_endpoint_override_always_goes_through_the_agent(env) -> None:  # type: ignore[no-untyped-def]
     conn = connect(env)
     verified_event(env, conn)

@@ -126,6 +126,7 @@ class WalRelay:
         self.supported = bool(row and row[0])
         self.cursor = lsn(row[0]) if self.supported else 0  # records before this are relayed
         self.relayed_to = 0  # every message that ended before this is in the outbox
+        self.failing = False  # the last pass failed (warned once)
 
     def relay(self) -> int:
         """One pass (at most every ``EVERY`` seconds): relay new messages; return how many
@@ -134,7 +135,19 @@ class WalRelay:
             return 0
         with self.lock, self.conn.cursor() as cur:
             self.last = time.monotonic()
-            return self._relay(cur)
+            try:
+                added = self._relay(cur)
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                raise  # the server went away: the agent drops the link
+            except psycopg2.Error as err:
+                # anything else is retried on the next pass (nothing is lost: the slot keeps
+                # the WAL); said once, not every 10 ms
+                if not self.failing:
+                    log.warning("relaying Event requests from the WAL failed: %s", err)
+                self.failing = True
+                return 0
+            self.failing = False
+            return added
 
     def _relay(self, cur: Any) -> int:
         cur.execute("SELECT pg_current_wal_insert_lsn()::text, pg_current_wal_flush_lsn()::text")
@@ -163,8 +176,8 @@ class WalRelay:
             rows = [parse_message(*m.split(" ", 1)) for m in messages or []]
             rows = [r for r in rows if r is not None]
             if rows:
-                execute_values(cur, INSERT_SQL, rows)
-                added = cur.rowcount
+                execute_values(cur, INSERT_SQL, rows, page_size=500)
+                added = len(rows)
                 cur.execute("NOTIFY rdslab_invoke")  # wake the agent's claim
             if end and lsn(end) > self.cursor:
                 self.cursor = lsn(end)
