@@ -428,13 +428,40 @@ def test_sns_and_logs_targets(world: dict[str, Any], engine: Any) -> None:
             {"Id": "l", "Arn": f"arn:aws:logs:us-east-1:123456789012:log-group:{group}"},
         ],
     )
+    # a new topic's default policy does not let EventBridge publish (as on AWS)
+    engine.inject(DB, "0088")
+    assert engine.wait_idle(5)
+    assert drain(c["sqs"], url) == []
+    refused = engine.deliveries()
+    refused = refused[refused["target"] == topic]
+    assert refused["status"].tolist() == ["AccessDenied"]
+    rule_arn = c["events"].describe_rule(Name=name)["Arn"]
+    c["sns"].set_topic_attributes(
+        TopicArn=topic,
+        AttributeName="Policy",
+        AttributeValue=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "events.amazonaws.com"},
+                        "Action": "sns:Publish",
+                        "Resource": topic,
+                        "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+                    }
+                ],
+            }
+        ),
+    )
     engine.inject(DB, "0088")
     assert engine.wait_idle(5)
     (msg,) = drain(c["sqs"], url)
     assert json.loads(msg["Body"])["detail"]["EventID"] == "RDS-EVENT-0088"
     logged = c["logs"].filter_log_events(logGroupName=group)["events"]
     assert [json.loads(e["message"])["detail"]["Message"] for e in logged] == [
-        "DB instance started"
+        "DB instance started",
+        "DB instance started",
     ]
 
 

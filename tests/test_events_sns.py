@@ -108,6 +108,50 @@ def test_subscription_filters(world: dict[str, Any], engine: Any, case: Any) -> 
         c["rds"].delete_event_subscription(SubscriptionName=name)
 
 
+def test_the_topic_policy_decides_whether_rds_may_publish(
+    world: dict[str, Any], engine: Any
+) -> None:
+    c = world
+    topic, url = _topic_with_queue(c)
+    name = uid("es")
+    c["rds"].create_event_subscription(
+        SubscriptionName=name, SnsTopicArn=topic, SourceType="db-instance", SourceIds=[DB_A]
+    )
+
+    def policy(principal: dict[str, Any], condition: dict[str, Any]) -> None:
+        statement = {"Effect": "Allow", "Principal": principal, "Action": "sns:Publish"}
+        document = {"Version": "2012-10-17", "Statement": [{**statement, "Resource": topic}]}
+        document["Statement"][0]["Condition"] = condition
+        c["sns"].set_topic_attributes(
+            TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(document)
+        )
+
+    try:
+        engine.inject(DB_A, "0006")  # the default policy lets the account's RDS publish
+        assert engine.wait_idle(5)
+        assert _event_ids(c, url) == [("RDS-EVENT-0006", DB_A)]
+        # a policy for the account's own principals only: RDS is left out, and nobody is told
+        policy({"AWS": "arn:aws:iam::123456789012:root"}, {})
+        engine.inject(DB_A, "0006")
+        assert engine.wait_idle(5)
+        assert _event_ids(c, url) == []
+        log = engine.deliveries()
+        assert log[log["target"] == topic]["status"].tolist()[-1] == "AccessDenied"
+        # RDS's documented policy, narrowed to instances whose names start with "sub-a"
+        policy(
+            {"Service": "events.rds.amazonaws.com"},
+            {
+                "ArnLike": {"aws:SourceArn": "arn:aws:rds:us-east-1:123456789012:db:sub-a*"},
+                "StringEquals": {"aws:SourceAccount": "123456789012"},
+            },
+        )
+        engine.inject(DB_A, "0006")
+        assert engine.wait_idle(5)
+        assert _event_ids(c, url) == [("RDS-EVENT-0006", DB_A)]
+    finally:
+        c["rds"].delete_event_subscription(SubscriptionName=name)
+
+
 def test_add_and_remove_source_identifier(world: dict[str, Any], engine: Any) -> None:
     c = world
     topic, url = _topic_with_queue(c)

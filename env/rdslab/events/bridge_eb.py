@@ -200,13 +200,15 @@ def _send(
             source_arn=rule_arn,
         )
     elif kind == "sns":
-        _to_sns(arn, text)
+        _to_sns(arn, text, rule_arn)
     elif kind == "logs":
         _to_logs(arn, text, event)
 
 
-def _to_sns(arn: str, text: str) -> None:
+def _to_sns(arn: str, text: str, rule_arn: str) -> None:
     from moto.sns import sns_backends
+
+    from .queue_policy import allows
 
     parts = arn.split(":")
     backend = sns_backends[parts[4]][parts[3]]
@@ -216,6 +218,16 @@ def _to_sns(arn: str, text: str) -> None:
             f"Topic {arn} does not exist",
             retryable=False,
             eb_code="NO_RESOURCE",
+        )
+    if not allows(
+        backend.topics[arn].policy, "events.amazonaws.com", arn, rule_arn, action="sns:Publish"
+    ):
+        raise DeliveryError(
+            "AccessDenied",
+            f"The topic policy of {arn} does not allow events.amazonaws.com to publish "
+            f"for {rule_arn}",
+            retryable=False,
+            eb_code="NO_PERMISSIONS",
         )
     backend.publish(text, arn=arn)
 

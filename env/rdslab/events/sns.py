@@ -87,6 +87,24 @@ def publish_rds_event(engine: EventEngine, ev: RdsEvent, topic_arn: str, subscri
     if topic_arn not in backend.topics:
         engine.log.close(row, "TopicNotFound", f"SNS topic {topic_arn} does not exist")
         return
+    from .queue_policy import allows
+
+    if not allows(
+        backend.topics[topic_arn].policy,
+        "events.rds.amazonaws.com",
+        topic_arn,
+        ev.source_arn,
+        action="sns:Publish",
+        source_owner=True,
+    ):
+        # RDS cannot publish: the notification is lost, and nobody is told (as on AWS)
+        engine.log.close(
+            row,
+            "AccessDenied",
+            f"The topic policy of {topic_arn} does not allow events.rds.amazonaws.com to "
+            f"publish for {ev.source_arn}",
+        )
+        return
     with publishing(ev):
         backend.publish(
             rds_message(ev), arn=topic_arn, subject=SUBJECT, message_attributes=rds_attributes(ev)
