@@ -764,6 +764,30 @@ def test_a_revoked_permission_is_seen_by_the_very_next_event(env) -> None:  # ty
     conn.close()
 
 
+def test_a_deleted_function_is_seen_by_the_very_next_event(env) -> None:  # type: ignore[no-untyped-def]
+    lam, conn = env["lam"], connect(env)
+    config = lam.get_function(FunctionName="to-queue")["Configuration"]
+    code = _zip(HANDLERS["to-queue"])
+    lam.create_function(
+        FunctionName="short-lived",
+        Runtime="python3.12",
+        Role=config["Role"],
+        Handler="app.handler",
+        Code={"ZipFile": code},
+        Environment=config["Environment"],
+    )
+    sql = """SELECT status_code FROM aws_lambda.invoke('short-lived', '{"n": 1}'::json, invocation_type => 'Event')"""
+    assert one(conn, sql) == (202,)
+    assert env["lab"].wait_idle(10)
+    assert "wal\tshort-lived\t\t" in verdict_lines(env)
+    lam.delete_function(FunctionName="short-lived")
+    err = sql_error(conn, sql)  # not a 202 from a stale verdict: Lambda says the function is gone
+    assert err.diag.message_primary == "invoke API failed"
+    assert "Function not found" in err.diag.message_detail
+    drain(env)
+    conn.close()
+
+
 def test_events_written_while_the_agent_is_away_are_delivered_once_it_is_back(env) -> None:  # type: ignore[no-untyped-def]
     conn = connect(env)
     verified_event(env, conn)

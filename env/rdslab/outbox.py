@@ -44,13 +44,16 @@ def log_frame(link: Any, table: str, columns: list[str], limit: int) -> Any:
 
 
 # services whose mutating calls may change whether a DB server can reach a function
-WATCHED = {"iam", "ec2", "rds", "lambda", "sts"}
+WATCHED = {"iam", "ec2", "rds", "lambda", "awslambda", "sts"}  # moto names Lambda "awslambda"
+# their calls that change nothing of the kind: reads, invocations, simulations, new sessions
+READ_ONLY = ("Describe", "Get", "List", "Invoke", "Simulate", "AssumeRole", "Decode")
 _callbacks: dict[str, Callable[[], None]] = {}
 
 
 def on_state_change(name: str, callback: Callable[[], None]) -> None:
-    """Call ``callback`` after every IAM, EC2, RDS, Lambda or STS call that is not a Describe,
-    Get or List. ``name`` keeps one callback per agent: a new lab replaces the previous one's."""
+    """Call ``callback`` after every IAM, EC2, RDS, Lambda or STS call that may change state
+    (not a read, an invoke, a simulation or an AssumeRole). ``name`` keeps one callback per
+    agent: a new lab replaces the previous one's."""
     from moto.core import responses as core_responses
 
     _callbacks[name] = callback
@@ -63,7 +66,7 @@ def on_state_change(name: str, callback: Callable[[], None]) -> None:
         result = original(self)
         action = self._get_action() if hasattr(self, "_get_action") else ""
         service = getattr(self, "service_name", "") or ""
-        if service in WATCHED and not action.startswith(("Describe", "Get", "List")):
+        if service in WATCHED and not action.startswith(READ_ONLY):
             for forget in list(_callbacks.values()):
                 forget()
         return result
