@@ -350,16 +350,9 @@ class Bridge:
                 busy = self._inflight > 0
             with self._lock:
                 links = list(self.links.values())
-            for link in links:
-                try:
-                    with link.write_lock, link.write.cursor() as cur:
-                        cur.execute(
-                            "SELECT EXISTS (SELECT 1 FROM lab.invocations WHERE state = 'pending')"
-                        )
-                        busy = busy or bool(cur.fetchone()[0])
-                except Exception:  # noqa: BLE001 - a server that went away has nothing pending
-                    continue
-            if not busy:
+            if not busy and not outbox.any_true(
+                links, "SELECT EXISTS (SELECT 1 FROM lab.invocations WHERE state = 'pending')"
+            ):
                 return True
             time.sleep(0.01)
         return False

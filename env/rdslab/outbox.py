@@ -31,6 +31,20 @@ def execute_on_all(links: Iterable[Any], statement: str) -> None:
             pass
 
 
+def any_true(links: Iterable[Any], query: str) -> bool:
+    """Whether the one-value ``query`` answers true on any link's write connection (a server
+    that went away answers nothing, so it has nothing pending)."""
+    for link in links:
+        try:
+            with link.write_lock, link.write.cursor() as cur:
+                cur.execute(query)
+                if cur.fetchone()[0]:
+                    return True
+        except Exception:  # noqa: BLE001 - a server that went away has nothing pending
+            continue
+    return False
+
+
 def log_frame(link: Any, table: str, columns: list[str], limit: int) -> Any:
     """The newest ``limit`` rows of an outbox table, oldest first, as a DataFrame."""
     import pandas as pd

@@ -292,20 +292,12 @@ class Agent:
         timeout passes (False), as ``Bridge.wait_idle`` does for PostgreSQL."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            busy = False
             with self._lock:
                 links = list(self.links.values())
-            for link in links:
-                try:
-                    with link.write_lock, link.write.cursor() as cur:
-                        cur.execute(
-                            "SELECT EXISTS (SELECT 1 FROM lambda_requests"
-                            " WHERE state IN ('pending', 'running'))"
-                        )
-                        busy = busy or bool(cur.fetchone()[0])
-                except Exception:  # noqa: BLE001 - a server that went away has nothing pending
-                    continue
-            if not busy:
+            if not outbox.any_true(
+                links,
+                "SELECT EXISTS (SELECT 1 FROM lambda_requests WHERE state IN ('pending', 'running'))",
+            ):
                 return True
             time.sleep(0.01)
         return False
