@@ -54,8 +54,17 @@ def main(argv: list[str]) -> int:
         os.chdir(ROOT)
         # Jupyter refuses to run as root (containers, CI machines) unless told it may
         root_flag = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+        # the whole course in the file browser (lessons, exercises, solutions), welcome page open;
+        # given only a file, Jupyter would serve that file's folder and hide exercises/
         return subprocess.call(
-            [str(BIN / "jupyter"), "lab", "notebooks/00-welcome.ipynb", *root_flag, *argv[1:]]
+            [
+                str(BIN / "jupyter"),
+                "lab",
+                f"--ServerApp.root_dir={ROOT}",
+                "notebooks/00-welcome.ipynb",
+                *root_flag,
+                *argv[1:],
+            ]
         )
     args = argv[1:] or []
     return subprocess.call([str(PY), "-m", "pytest", *args], cwd=ROOT)
