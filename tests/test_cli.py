@@ -73,3 +73,23 @@ def test_doctor_reports_binaries_and_leftovers() -> None:
     assert "PostgreSQL" in out.stdout and "dblink" in out.stdout
     assert "leftover server(s)" in out.stdout
     assert out.returncode in (0, 1)
+
+
+def test_course_lab_serves_the_whole_course_with_the_welcome_page_open(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`python3 course.py lab`: exercises/ must be in JupyterLab's file browser, not just notebooks/."""
+    import importlib.util
+    import subprocess
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "course.py"
+    spec = importlib.util.spec_from_file_location("course", path)
+    course = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(course)  # type: ignore[union-attr]
+    calls: list[list[str]] = []
+    monkeypatch.setattr(course, "setup", lambda: None)
+    monkeypatch.setattr(subprocess, "call", lambda args, **kw: calls.append(args) or 0)
+    monkeypatch.chdir(path.parent)
+    assert course.main(["lab"]) == 0
+    (args,) = calls
+    assert f"--ServerApp.root_dir={path.parent}" in args
+    assert "notebooks/00-welcome.ipynb" in args
