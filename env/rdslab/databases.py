@@ -31,7 +31,7 @@ import psutil
 
 from . import config, pgbin
 from .aws import free_port
-from .serverproc import ServerProcess
+from .serverproc import ServerProcess, ServerRegistry
 
 SPARES = 2  # ready copies of the template kept on disk for new instances
 EXTENSION_FILES = (
@@ -145,7 +145,7 @@ def _quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-class DatabaseManager:
+class DatabaseManager(ServerRegistry):
     """All DB servers of one lab."""
 
     def __init__(self) -> None:
@@ -286,30 +286,11 @@ class DatabaseManager:
             conn.close()
 
     # ------------------------------------------------------------------ lookup and removal
-    def get(self, identifier: str) -> DbServer | None:
-        return self.servers.get(identifier)
-
-    def delete(self, identifier: str) -> None:
-        with self._lock:
-            server = self.servers.pop(identifier, None)
-        if server is not None:
-            self._relay("deleted", server)
-            server.destroy()
-
     def rename(self, old: str, new: str) -> None:
         with self._lock:
             server = self.servers.pop(old)
             server.identifier = new
             self.servers[new] = server
-
-    def _relay(self, what: str, server: DbServer) -> None:
-        for listener in list(self.listeners):
-            try:
-                listener(what, server)
-            except Exception:  # noqa: BLE001 - a listener must not break the lifecycle
-                import logging
-
-                logging.getLogger("rdslab").exception("listener failed on %s", what)
 
     def status_frame(self) -> Any:
         import pandas as pd

@@ -1,9 +1,11 @@
 """What every lab database server process shares, PostgreSQL or MariaDB: its data directory,
 its pid, stopping it with the engine's shutdown signal, restart, destroy, and telling listeners
-(the SQL->Lambda agents) when it starts and stops."""
+(the SQL->Lambda agents) when it starts and stops; and what both engines' managers share
+(``ServerRegistry``: lookup, removal, relaying lifecycle news to listeners)."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import signal
 import subprocess
@@ -67,3 +69,28 @@ class ServerProcess:
     def _notify(self, what: str) -> None:
         for listener in list(self.listeners):
             listener(what, self)
+
+
+class ServerRegistry:
+    """Mixin for the engines' managers; they provide ``servers``, ``listeners`` and ``_lock``."""
+
+    servers: dict[str, Any]
+    listeners: list[Any]
+    _lock: Any
+
+    def get(self, identifier: str) -> Any | None:
+        return self.servers.get(identifier)
+
+    def delete(self, identifier: str) -> None:
+        with self._lock:
+            server = self.servers.pop(identifier, None)
+        if server is not None:
+            self._relay("deleted", server)
+            server.destroy()
+
+    def _relay(self, what: str, server: Any) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(what, server)
+            except Exception:  # noqa: BLE001 - a listener must not break the lifecycle
+                logging.getLogger("rdslab").exception("listener failed on %s", what)

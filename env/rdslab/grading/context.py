@@ -91,6 +91,26 @@ class Context:
             )
         return self._clients[service]
 
+    def logged_events(self, log_group: str, needle: str, prefix: str = "received ") -> list[Any]:
+        """The JSON documents a function printed as ``<prefix>{...}`` in ``log_group`` that
+        contain ``needle``, oldest first (an unparsable one as ``{"unparsed": line}``)."""
+        import json
+
+        logs = self.client("logs")
+        try:
+            found = logs.filter_log_events(logGroupName=log_group)["events"]
+        except logs.exceptions.ResourceNotFoundException:
+            return []
+        events: list[Any] = []
+        for event in sorted(found, key=lambda e: e["timestamp"]):
+            message = event["message"]
+            if message.startswith(prefix) and needle in message:
+                try:
+                    events.append(json.loads(message.split(prefix, 1)[1]))
+                except ValueError:
+                    events.append({"unparsed": message})
+        return events
+
     def db_instance(self, identifier: str, hint: str = "") -> dict[str, Any]:
         """``describe_db_instances`` for one instance, or a LearnerError saying it is missing."""
         rds = self.client("rds")

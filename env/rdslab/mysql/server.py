@@ -12,7 +12,6 @@ a later lab stops servers left behind by a killed kernel (``reap_leftovers``).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import signal
@@ -29,10 +28,9 @@ import psutil
 
 from .. import config, pgbin
 from ..aws import free_port
-from ..serverproc import ServerProcess
+from ..serverproc import ServerProcess, ServerRegistry
 from . import binaries, sql
 
-log = logging.getLogger("rdslab.mysql")
 V3_LAMBDA_ASYNC_WARNING = (
     "mysql.lambda_async is deprecated and Aurora MySQL version 3 does not have it (the lab keeps "
     "it for older examples): use lambda_async()"
@@ -108,7 +106,7 @@ class MyServer(ServerProcess):
         )
 
 
-class MySQLManager:
+class MySQLManager(ServerRegistry):
     """All MariaDB servers of one lab. Binaries and template are found on first use, so a
     machine without MariaDB runs the rest of the course and fails only an Aurora MySQL create."""
 
@@ -219,23 +217,6 @@ class MySQLManager:
                 conn.close()
 
     # ------------------------------------------------------------------ lookup and removal
-    def get(self, identifier: str) -> MyServer | None:
-        return self.servers.get(identifier)
-
-    def delete(self, identifier: str) -> None:
-        with self._lock:
-            server = self.servers.pop(identifier, None)
-        if server is not None:
-            self._relay("deleted", server)
-            server.destroy()
-
-    def _relay(self, what: str, server: MyServer) -> None:
-        for listener in list(self.listeners):
-            try:
-                listener(what, server)
-            except Exception:  # noqa: BLE001 - a listener must not break the lifecycle
-                log.exception("listener failed on %s", what)
-
     def status_frame(self) -> Any:
         import pandas as pd
 

@@ -130,20 +130,7 @@ def _trigger(ctx: Context, conn: Any) -> tuple[str, str]:
 
 def _received(ctx: Context, email: str) -> list[dict[str, Any]]:
     """The events the function logged as `received {...}` that mention ``email``."""
-    logs = ctx.client("logs")
-    try:
-        found = logs.filter_log_events(logGroupName=LOG_GROUP)["events"]
-    except logs.exceptions.ResourceNotFoundException:
-        return []
-    events = []
-    for e in sorted(found, key=lambda e: e["timestamp"]):
-        message = e["message"]
-        if message.startswith("received ") and email in message:
-            try:
-                events.append(json.loads(message.split("received ", 1)[1]))
-            except ValueError:
-                events.append({"unparsed": message})
-    return events
+    return ctx.logged_events(LOG_GROUP, email)
 
 
 def _emails_to(ctx: Context, address: str) -> int:

@@ -164,20 +164,7 @@ def _least_privilege(ctx: Context, role_name: str) -> Criterion:
 
 def _received(ctx: Context, needle: str) -> list[dict[str, Any]]:
     """Events order-events logged as `received {...}` that contain ``needle``."""
-    logs = ctx.client("logs")
-    try:
-        found = logs.filter_log_events(logGroupName=LOG_GROUP)["events"]
-    except logs.exceptions.ResourceNotFoundException:
-        return []
-    events = []
-    for e in sorted(found, key=lambda e: e["timestamp"]):
-        message = e["message"]
-        if message.startswith("received ") and needle in message:
-            try:
-                events.append(json.loads(message.split("received ", 1)[1]))
-            except ValueError:
-                events.append({"unparsed": message})
-    return events
+    return ctx.logged_events(LOG_GROUP, needle)
 
 
 def _wait_bridge(ctx: Context, identifier: str, timeout: float = 20.0) -> None:
